@@ -1,0 +1,133 @@
+"""Image intake: whatever a person uploads becomes one RGB ``uint8`` array, or one clear error.
+
+Browsers hand us bytes with a file name that may lie. Every page wants the same thing: an
+``(H, W, 3)`` ``uint8`` RGB array the right way up. So all decoding happens here, once:
+EXIF orientation is applied (phones store portrait photos sideways), transparency is
+composited on white (a model has no alpha channel), 16-bit and float images are scaled to
+8 bits, palette/CMYK/greyscale become RGB, and an animation gives its first frame. Limits on
+bytes and pixels stop a decompression bomb before it is decoded. Anything we cannot turn into
+a photo raises :class:`ImageIntakeError`, whose message is written for the person, not for us.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 25 * 1024 * 1024
+"""Upload limit; the same figure as ``server.maxUploadSize`` in ``.streamlit/config.toml``."""
+
+MAX_PIXELS = 50_000_000
+"""About 8,000 x 6,000: every real camera photo fits, a decompression bomb does not."""
+
+SUPPORTED = "JPEG, PNG, WebP, BMP, GIF, TIFF"
+
+
+class ImageIntakeError(ValueError):
+    """An upload that is not a usable photo. ``str(error)`` is shown to the person as is."""
+
+
+def read_image(
+    data: bytes,
+    name: str = "image",
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """Decode ``data`` into an ``(H, W, 3)`` RGB ``uint8`` array.
+
+    ``name`` only makes messages readable; the format is sniffed from the bytes.
+    """
+    if data is None or len(data) == 0:
+        raise ImageIntakeError(f"“{name}” is empty (0 bytes). Choose a photo file.")
+    if len(data) > max_bytes:
+        raise ImageIntakeError(
+            f"“{name}” is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+            "Save it smaller or as JPEG and try again."
+        )
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and past 2x its own limit raises) on huge images; we check ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise ImageIntakeError(f"“{name}” has no pixels ({width}x{height}).")
+            if width * height > max_pixels:
+                raise ImageIntakeError(
+                    f"“{name}” is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+                    f"the limit is {max_pixels / 1e6:.0f} megapixels."
+                )
+            image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return _to_rgb_array(image)
+    except ImageIntakeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageIntakeError(
+            f"“{name}” is not an image Vision Lab can read. Supported: {SUPPORTED}."
+        ) from None
+    except Image.DecompressionBombError:
+        raise ImageIntakeError(
+            f"“{name}” declares too many pixels to be a photo (a decompression bomb?)."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
+        raise ImageIntakeError(
+            f"“{name}” looks like an image but could not be decoded: it may be truncated or corrupt "
+            f"({type(error).__name__}). Try exporting it again."
+        ) from None
+
+
+def read_image_file(path: str | Path, **limits: int) -> np.ndarray:
+    """:func:`read_image` on a file on disk."""
+    path = Path(path)
+    return read_image(path.read_bytes(), path.name, **limits)
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> RGB uint8, compositing transparency on white."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        if mode.startswith("I;16") and high > 255:
+            scaled = values / 65535.0 * 255.0
+        elif high > low and (high > 255 or low < 0 or mode == "F"):
+            scaled = (values - low) / (high - low) * 255.0
+        else:
+            scaled = values
+        grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    elif mode == "L" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """An RGB (or greyscale) array as PNG bytes, for download buttons."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB").save(
+        buffer, format="JPEG", quality=quality
+    )
+    return buffer.getvalue()
