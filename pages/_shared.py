@@ -51,13 +51,16 @@ def friendly_errors() -> Iterator[None]:
         st.error(f"Something went wrong: {type(error).__name__}: {error}", icon=":material/error:")
 
 
-def photo_source(where: Any = st.sidebar) -> None:
+def photo_source(where: Any = None) -> None:
     """The one image picker (sidebar on every page): sample, upload or camera.
 
     The choice lands in ``st.session_state.photo`` as ``(name, rgb array)`` so one photo
     flows through every topic; a bad upload leaves the previous photo in place.
     """
-    with where:
+    for key in ("photo_source", "sample_name"):  # widget state is dropped on a page switch; keep it
+        if key not in st.session_state and f"_{key}" in st.session_state:
+            st.session_state[key] = st.session_state[f"_{key}"]
+    with where or st.sidebar:
         st.subheader("Your photo")
         source = st.radio("Source", ["Sample", "Upload", "Camera"], horizontal=True, key="photo_source",
                           label_visibility="collapsed")
@@ -65,6 +68,7 @@ def photo_source(where: Any = st.sidebar) -> None:
             names = samples.sample_names()
             name = st.selectbox("Sample photo", names, key="sample_name",
                                 index=names.index(DEFAULT_SAMPLE))
+            st.session_state._sample_name = name
             st.session_state.photo = (name, sample_photo(name))
         else:
             if source == "Upload":

@@ -1,0 +1,109 @@
+"""Every page renders under Streamlit's AppTest; the shared photo picker handles bad files."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, require_real
+from test_intake import BAD_FILES, JPEG
+
+TIMEOUT = 180  # TensorFlow imports slowly on two cores
+
+PAGES = {
+    "pages/home.py": "Vision Lab",
+    "pages/cnn_basics.py": "CNN basics",
+    "pages/train_cnn.py": "Train a CNN",
+    "pages/pretrained.py": "Pretrained CNNs",
+    "pages/transfer_learning.py": "Transfer learning",
+    "pages/face_detection.py": "Face detection",
+    "pages/face_recognition.py": "Face recognition",
+    "pages/object_detection.py": "Object detection",
+}
+
+
+@pytest.fixture(autouse=True)
+def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the app the way ``streamlit run`` does once ``st.navigation`` has been called.
+
+    AppTest 1.67 makes a new PagesManager for every run, which sees our ``pages/`` folder
+    and falls back to the old folder-based multipage mode: reruns then execute the page
+    script alone, without ``app.py`` (no sidebar). The real server sets the flag to False
+    for good on the first ``st.navigation`` call; this does the same for every run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def start(page: str | None = None) -> AppTest:
+    """The whole app (navigation + sidebar), optionally switched to ``page``."""
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    if page:
+        app.switch_page(page).run()
+        assert not app.exception, app.exception
+    return app
+
+
+def text_of(app: AppTest) -> str:
+    parts = [e.value for e in app.title] + [e.value for e in app.markdown] + [e.value for e in app.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_without_exception(page: str) -> None:
+    app = start(page)
+    assert any(PAGES[page] in t.value for t in app.title), [t.value for t in app.title]
+    assert not app.error, [e.value for e in app.error]
+
+
+def test_home_shows_topics_and_the_model_status_table() -> None:
+    app = start()
+    table = app.dataframe[0].value
+    from vision_backend import models
+
+    assert set(table["title"]) == {c.title for c in models.CARDS}
+    assert "ready" in set(table["status"])
+    missing = table[table["status"].str.startswith("missing")]
+    assert (missing["get it with"].str.len() > 0).all()
+
+
+def test_sample_photo_flows_to_other_pages() -> None:
+    require_real("photos")
+    app = start()
+    app.sidebar.selectbox(key="sample_name").set_value("group_3faces.jpg").run()
+    app.switch_page("pages/face_detection.py")
+    app.run()
+    name, image = app.session_state.photo
+    assert name == "group_3faces.jpg" and image.shape == (375, 500, 3)
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/face_detection.py", "pages/object_detection.py"])
+def test_bad_upload_shows_a_message_and_keeps_the_photo(page: str) -> None:
+    app = start(page)
+    before, _ = app.session_state.photo
+    app.sidebar.radio(key="photo_source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="photo_upload").upload("holiday.jpg", BAD_FILES["truncated_half.jpg"], "image/jpeg")
+    app.run()
+    assert not app.exception
+    messages = [e.value for e in app.sidebar.error]
+    assert messages and "holiday.jpg" in messages[0] and "truncated or corrupt" in messages[0]
+    assert app.session_state.photo[0] == before, "the previous photo is kept"
+
+
+def test_good_upload_becomes_the_current_photo() -> None:
+    app = start("pages/pretrained.py")
+    app.sidebar.radio(key="photo_source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="photo_upload").upload("mine.jpg", JPEG, "image/jpeg")
+    app.run()
+    assert not app.exception and not app.sidebar.error
+    name, image = app.session_state.photo
+    assert name == "mine.jpg" and image.shape == (48, 64, 3)
