@@ -1,0 +1,119 @@
+"""The whole app in a real browser: ``streamlit run`` on 127.0.0.1, driven by headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import ROOT, require_real
+from test_intake import BAD_FILES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update",
+]
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = dict(os.environ, VISION_LAB_HOME=str(tmp_path_factory.mktemp("browser_home")))
+    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError("streamlit exited; see its log")
+            time.sleep(0.5)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("VISION_REQUIRE_WEIGHTS") == "1":
+            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(90_000)
+    tab.goto(server)
+    tab.get_by_role("heading", name="Vision Lab").wait_for()
+    yield tab
+    context.close()
+
+
+def choose_sample(tab, name: str) -> None:
+    sidebar = tab.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").click()
+    tab.get_by_role("option", name=name, exact=True).click()
+
+
+def test_home_then_another_page_with_a_sample_photo(page, tmp_path: Path) -> None:
+    require_real("photos")
+    sidebar = page.get_by_test_id("stSidebar")
+    assert page.get_by_text("Models and data").is_visible()
+    sidebar.get_by_role("link", name="Face detection").click()
+    page.get_by_role("heading", name="Face detection").wait_for()
+    assert "face_detection" in page.url
+    choose_sample(page, "group_3faces.jpg")
+    caption = sidebar.get_by_text("group_3faces.jpg · 500x375")
+    caption.wait_for()
+    image = sidebar.get_by_test_id("stImage").locator("img").first
+    image.wait_for()
+    width = image.evaluate("img => img.naturalWidth")
+    assert width > 0, "the photo is really shown"
+    page.screenshot(path=str(tmp_path / "face_detection.png"))
+
+
+def test_corrupt_upload_shows_a_clear_message(page) -> None:
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_role("link", name="Object detection").click()
+    page.get_by_role("heading", name="Object detection").wait_for()
+    sidebar.get_by_text("Upload", exact=True).click()
+    sidebar.locator("input[type=file]").set_input_files(
+        files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": BAD_FILES["truncated_half.jpg"]}]
+    )
+    message = sidebar.get_by_text("could not be decoded")
+    message.wait_for()
+    assert "broken.jpg" in message.inner_text()
+    assert page.get_by_text("Traceback").count() == 0
