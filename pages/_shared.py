@@ -15,6 +15,23 @@ import streamlit as st
 from vision_backend import models, samples
 from vision_backend.intake import SUPPORTED, ImageIntakeError, read_image
 
+def _leave_folder_mode() -> None:
+    """Make the very first request of a fresh server use ``app.py``'s navigation.
+
+    Streamlit sees our ``pages/`` folder at start-up and, until ``st.navigation`` is first
+    called, serves a page URL opened directly (``/face_detection``) in its old folder-based
+    mode: the page script alone, without ``app.py``'s sidebar. Leaving that mode and
+    rerunning once sends the request through ``app.py``. (Runs at first import only.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_folder_mode()
+
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DEFAULT_SAMPLE = "Astronaut (scikit-image)"
 log = logging.getLogger("vision_lab")

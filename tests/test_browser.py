@@ -29,8 +29,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = dict(os.environ, VISION_LAB_HOME=str(tmp_path_factory.mktemp("browser_home")))
     log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w")
@@ -58,6 +57,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from start_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         if os.environ.get("VISION_REQUIRE_WEIGHTS") == "1":
@@ -80,6 +84,21 @@ def page(browser, server):
     tab.get_by_role("heading", name="Vision Lab").wait_for()
     yield tab
     context.close()
+
+
+def test_a_page_url_opened_first_on_a_fresh_server_has_the_whole_app(browser, tmp_path_factory) -> None:
+    """Streamlit's folder mode must not take over the first request (no sidebar picker then)."""
+    for url in start_server(tmp_path_factory):
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.set_default_timeout(90_000)
+        tab.goto(url + "/face_detection")
+        tab.get_by_role("heading", name="Face detection").wait_for()
+        sidebar = tab.get_by_test_id("stSidebar")
+        sidebar.get_by_text("Your photo").wait_for()
+        assert sidebar.get_by_role("link", name="Object detection").count() == 1
+        assert sidebar.get_by_role("link", name="shared").count() == 0
+        context.close()
 
 
 def choose_sample(tab, name: str) -> None:

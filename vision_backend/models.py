@@ -483,13 +483,6 @@ def _load_dlib_hog(c: ModelCard) -> Any:
     return dlib.get_frontal_face_detector()
 
 
-def _load_mtcnn(c: ModelCard) -> Any:
-    c.require()
-    from mtcnn import MTCNN
-
-    return MTCNN(device="CPU:0")
-
-
 def _load_dlib_recognition(c: ModelCard) -> Any:
     import dlib
 
@@ -518,7 +511,10 @@ def _load_by_module(c: ModelCard) -> Any:
     return getattr(module, function)(c)
 
 
-LATER_LOADERS = {"vggface_resnet50": "vision_backend.vggface:load_vggface_resnet50"}
+LATER_LOADERS = {
+    "vggface_resnet50": "vision_backend.vggface:load_vggface_resnet50",
+    "mtcnn": "vision_backend.face_detection:load_mtcnn",  # with its pyramid fix
+}
 """Loaders that live beside their topic (they build an architecture of their own)."""
 
 LOADERS: dict[str, Callable[[ModelCard], Any]] = {
@@ -528,7 +524,6 @@ LOADERS: dict[str, Callable[[ModelCard], Any]] = {
     "cv2_cascade": _load_cascade,
     "cv2_yunet": _load_yunet,
     "dlib_hog": _load_dlib_hog,
-    "mtcnn": _load_mtcnn,
     "dlib_face_recognition": _load_dlib_recognition,
     "dlib_shape_predictor": _load_shape_predictor,
     "json": _load_json,

@@ -1,0 +1,89 @@
+"""One small structure for everything a detector finds, faces and objects alike.
+
+Parallel numpy arrays, one row per instance: ``boxes`` (N, 4) float32 in pixel ``xyxy``,
+``scores`` (N,), integer ``labels`` (N,) indexing ``class_names``, and optionally
+``landmarks`` (N, K, 2) and ``masks`` (N, H, W) bool. Indexing with a boolean mask (or
+indices) filters every array at once, so thresholds, class filters and NMS are one line.
+Drawing lives in :mod:`vision_backend.drawing`, never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...] = ("face",)
+    landmarks: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        object.__setattr__(self, "boxes", np.asarray(self.boxes, np.float32).reshape(n, 4))
+        object.__setattr__(self, "scores", np.asarray(self.scores, np.float32).reshape(n))
+        object.__setattr__(self, "labels", np.asarray(self.labels, np.int64).reshape(n))
+        for name in ("landmarks", "masks"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"{name} has {len(value)} rows for {n} boxes")
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ("face",), landmarks: int = 0) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), class_names,
+                   np.zeros((0, landmarks, 2), np.float32) if landmarks else None)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, keep: Any) -> "Detections":
+        """Filter every array by a boolean mask or an index array."""
+        keep = np.asarray(keep)
+        if keep.dtype != bool:
+            keep = keep.astype(np.int64).reshape(-1)
+        return replace(
+            self, boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep],
+            landmarks=None if self.landmarks is None else self.landmarks[keep],
+            masks=None if self.masks is None else self.masks[keep],
+        )
+
+    @property
+    def names(self) -> list[str]:
+        return [self.class_names[i] for i in self.labels]
+
+    def scaled(self, factor: float) -> "Detections":
+        """Boxes and landmarks multiplied by ``factor`` (map a downscaled run back to the photo)."""
+        if factor == 1:
+            return self
+        return replace(
+            self, boxes=self.boxes * factor,
+            landmarks=None if self.landmarks is None else self.landmarks * factor,
+        )
+
+    def clipped(self, width: int, height: int) -> "Detections":
+        boxes = self.boxes.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        return replace(self, boxes=boxes)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """JSON-ready rows (box as xyxy pixel floats rounded to 0.1)."""
+        rows = []
+        for i in range(len(self)):
+            row: dict[str, Any] = {
+                "label": self.class_names[self.labels[i]], "score": round(float(self.scores[i]), 4),
+                "box_xyxy": [round(float(v), 1) for v in self.boxes[i]],
+            }
+            if self.landmarks is not None:
+                row["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks[i]]
+            if self.masks is not None:
+                row["mask_area"] = int(self.masks[i].sum())
+            rows.append(row)
+        return rows

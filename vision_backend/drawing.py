@@ -1,0 +1,116 @@
+"""Drawing results on photos, kept apart from inference: every function returns a new image."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import cv2
+import numpy as np
+
+from vision_backend.detections import Detections
+
+PALETTE = [(37, 99, 235), (220, 38, 38), (22, 163, 74), (234, 88, 12), (147, 51, 234), (8, 145, 178),
+           (202, 138, 4), (219, 39, 119), (71, 85, 105), (101, 163, 13)]
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _thickness(image: np.ndarray) -> int:
+    return max(1, round(max(image.shape[:2]) / 400))
+
+
+def draw_detections(
+    image: np.ndarray, detections: Detections, show_scores: bool = True, show_labels: bool = False,
+    show_landmarks: bool = True, rgb: tuple[int, int, int] | None = None, captions: list[str] | None = None,
+) -> np.ndarray:
+    """Boxes (coloured per class unless ``rgb``), optional captions, scores and landmarks."""
+    out = np.ascontiguousarray(image.copy())
+    thick = _thickness(out)
+    scale = max(0.4, thick * 0.45)
+    for i in range(len(detections)):
+        x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes[i])
+        c = rgb or colour(int(detections.labels[i]))
+        cv2.rectangle(out, (x1, y1), (x2, y2), c, thick)
+        parts = []
+        if captions:
+            parts.append(captions[i])
+        elif show_labels:
+            parts.append(detections.class_names[detections.labels[i]])
+        if show_scores:
+            parts.append(f"{detections.scores[i]:.2f}")
+        if parts:
+            text = " ".join(parts)
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick // 2))
+            top = max(0, y1 - th - base - 2)
+            cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + base + 2), c, -1)
+            cv2.putText(out, text, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                        max(1, thick // 2), cv2.LINE_AA)
+        if show_landmarks and detections.landmarks is not None:
+            for x, y in detections.landmarks[i]:
+                cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (250, 204, 21), -1)
+    return out
+
+
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, rgb: tuple[int, int, int], thickness: int | None = None) -> np.ndarray:
+    """Plain rectangles (proposals, candidate windows)."""
+    out = np.ascontiguousarray(image.copy())
+    thick = thickness or _thickness(out)
+    for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).round().astype(int):
+        cv2.rectangle(out, (x1, y1), (x2, y2), rgb, thick)
+    return out
+
+
+def anonymise(image: np.ndarray, detections: Detections, mode: str = "blur", grow: float = 0.15) -> np.ndarray:
+    """Blur or pixelate every box (grown a little), leaving every other pixel untouched."""
+    out = image.copy()
+    height, width = image.shape[:2]
+    for x1, y1, x2, y2 in detections.boxes:
+        dx, dy = (x2 - x1) * grow, (y2 - y1) * grow
+        a, b = int(max(0, x1 - dx)), int(max(0, y1 - dy))
+        c, d = int(min(width, x2 + dx)), int(min(height, y2 + dy))
+        if c <= a or d <= b:
+            continue
+        patch = out[b:d, a:c]
+        if mode == "pixelate":
+            cells = max(1, min(patch.shape[:2]) // 10)
+            small = cv2.resize(patch, (max(1, patch.shape[1] // cells), max(1, patch.shape[0] // cells)),
+                               interpolation=cv2.INTER_AREA)
+            out[b:d, a:c] = cv2.resize(small, (patch.shape[1], patch.shape[0]), interpolation=cv2.INTER_NEAREST)
+        else:
+            k = max(3, (min(patch.shape[:2]) // 3) | 1)
+            out[b:d, a:c] = cv2.GaussianBlur(patch, (k, k), 0)
+    return out
+
+
+def crops(image: np.ndarray, detections: Detections, grow: float = 0.2) -> list[np.ndarray]:
+    height, width = image.shape[:2]
+    out = []
+    for x1, y1, x2, y2 in detections.boxes:
+        dx, dy = (x2 - x1) * grow, (y2 - y1) * grow
+        a, b = int(max(0, x1 - dx)), int(max(0, y1 - dy))
+        c, d = int(min(width, x2 + dx)), int(min(height, y2 + dy))
+        if c > a and d > b:
+            out.append(image[b:d, a:c].copy())
+    return out
+
+
+def zip_pngs(images: list[np.ndarray], stem: str = "face") -> bytes:
+    from vision_backend.intake import encode_png
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i, img in enumerate(images, 1):
+            archive.writestr(f"{stem}_{i:02d}.png", encode_png(img))
+    return buffer.getvalue()
+
+
+def heat(values: np.ndarray) -> np.ndarray:
+    """A 2-D array scaled to 0..255 and coloured (for integral images and feature maps)."""
+    values = np.asarray(values, np.float64)
+    low, high = float(values.min()), float(values.max())
+    norm = np.zeros_like(values) if high <= low else (values - low) / (high - low)
+    coloured = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+    return cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
