@@ -88,8 +88,8 @@ with detect_tab, friendly_errors():
             with column, friendly_errors():
                 found = run(detector, photo, settings[detector])
                 results[detector] = found
-                st.image(drawing.draw_detections(photo, found), width="stretch",
-                         caption=f"{fd.DETECTORS[detector].title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms")
+                st.image(drawing.draw_detections(photo, found), width="stretch")
+                st.caption(f"{fd.DETECTORS[detector].title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms")
         if results:
             timing = pd.DataFrame([{"detector": fd.DETECTORS[k].title, "faces": len(v), "ms": round(v.meta["ms"], 1)}
                                    for k, v in results.items()])

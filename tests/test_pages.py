@@ -107,3 +107,35 @@ def test_good_upload_becomes_the_current_photo() -> None:
     assert not app.exception and not app.sidebar.error
     name, image = app.session_state.photo
     assert name == "mine.jpg" and image.shape == (48, 64, 3)
+
+
+def test_face_detection_page_on_a_group_photo() -> None:
+    require_real("photos")
+    app = start("pages/face_detection.py")
+    app.sidebar.selectbox(key="sample_name").set_value("group_3faces.jpg").run()
+    assert not app.exception, app.exception
+    captions = [c.value for c in app.caption]
+    for title in ("HOG + linear SVM (dlib): 3 face(s)", "MTCNN: 3 face(s)", "YuNet (CNN): 3 face(s)"):
+        assert any(c.startswith(title) for c in captions), (title, captions)
+    measured = app.dataframe[-1].value
+    assert list(measured["found"]) and measured.set_index("detector").loc["MTCNN", "found"] == "17/17"
+    app.radio(key="fd_privacy").set_value("pixelate").run()
+    assert not app.exception
+    labels = [b.label for b in app.get("download_button")]
+    assert {"Download image (PNG)", "Faces as ZIP", "Detections (JSON)"} <= set(labels)
+
+
+def test_face_detection_settings_change_the_result() -> None:
+    require_real("photos")
+    app = start("pages/face_detection.py")
+    app.sidebar.selectbox(key="sample_name").set_value("group_7faces_elvis.jpg").run()
+    def hog_count() -> int:
+        caption = next(c.value for c in app.caption if c.value.startswith("HOG + linear SVM (dlib): "))
+        return int(caption.split(": ")[1].split(" ")[0])
+
+    assert hog_count() == 7
+    app.slider(key="hog_thr").set_value(2.0).run()
+    assert not app.exception
+    assert 0 < hog_count() < 7, "a higher SVM threshold keeps only the surest faces"
+    app.slider(key="hog_thr").set_value(3.5).run()
+    assert hog_count() == 0

@@ -157,11 +157,21 @@ def _safe_pnet_class() -> type:
 
 
 def load_mtcnn(card: Any = None) -> Any:
-    """The registry's loader: MTCNN with the pyramid-safe P-Net."""
+    """The registry's loader: MTCNN with the pyramid-safe P-Net, each net compiled once.
+
+    mtcnn calls its Keras nets eagerly, paying TensorFlow's per-op overhead on every pyramid
+    level; one ``tf.function`` per net with a shape-agnostic signature traces once and runs
+    2.5x faster here (150 -> 60 ms on a 640x480 group photo).
+    """
+    import tensorflow as tf
     from mtcnn import MTCNN
     from mtcnn.stages import StageONet, StageRNet
 
-    return MTCNN(stages=[_safe_pnet_class()(), StageRNet(), StageONet()], device="CPU:0")
+    detector = MTCNN(stages=[_safe_pnet_class()(), StageRNet(), StageONet()], device="CPU:0")
+    signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+    for stage in detector.stages:
+        stage._model = tf.function(stage._model, input_signature=signature, reduce_retracing=True)
+    return detector
 
 
 def _mtcnn_settings(min_face_size: int, scale_factor: float, thresholds: tuple[float, float, float]) -> dict:
@@ -173,8 +183,9 @@ def _mtcnn_rows_to_detections(rows: np.ndarray, with_landmarks: bool) -> Detecti
     rows = np.asarray(rows, np.float32).reshape(-1, rows.shape[-1] if np.ndim(rows) == 2 else 16)
     landmarks = None
     if with_landmarks:
-        # mtcnn's order: left eye, right eye, nose, mouth left, mouth right (from the viewer's left)
-        landmarks = rows[:, 6:16].reshape(-1, 5, 2)[:, [1, 0, 2, 4, 3]] if len(rows) else np.zeros((0, 5, 2))
+        # mtcnn's numpy rows: five x's then five y's, eyes and mouth corners from the viewer's left,
+        # i.e. the person's right eye first: the same order as YuNet and LANDMARK_NAMES
+        landmarks = np.stack([rows[:, 6:11], rows[:, 11:16]], axis=2) if len(rows) else np.zeros((0, 5, 2))
     return Detections(rows[:, 1:5], rows[:, 5], np.zeros(len(rows)), landmarks=landmarks)
 
 
@@ -250,7 +261,7 @@ DETECTORS: dict[str, FaceDetector] = {
         FaceDetector("hog", "HOG + linear SVM (dlib)", "dlib_hog", detect_hog,
                      dict(upsample=0, threshold=0.0, work_side=900)),
         FaceDetector("mtcnn", "MTCNN", "mtcnn", detect_mtcnn,
-                     dict(min_face_size=24, scale_factor=0.65, thresholds=(0.6, 0.7, 0.8), max_side=480)),
+                     dict(min_face_size=20, scale_factor=0.709, thresholds=(0.6, 0.7, 0.8), max_side=640)),
         FaceDetector("yunet", "YuNet (CNN)", "yunet", detect_yunet,
                      dict(score_threshold=0.7, nms_threshold=0.3, max_side=640)),
     )

@@ -1,0 +1,41 @@
+"""Face detectors: latency on a 640x480 photo, and recall/precision on the 17 annotated faces.
+
+python bench/face_detection.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+
+from _common import Recorder, median_ms
+
+from vision_backend import models, samples  # noqa: E402
+from vision_backend import face_detection as fd  # noqa: E402
+
+GROUPS = ["group_3faces.jpg", "group_7faces_family.jpg", "group_7faces_elvis.jpg"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    record = Recorder("face_detection")
+    models.card("photos").require()
+    truth = json.loads((samples.photos_dir() / "face_boxes.json").read_text())
+    photo = cv2.resize(samples.load_sample("group_7faces_family.jpg"), (640, 480), interpolation=cv2.INTER_CUBIC)
+    for name, detector in fd.DETECTORS.items():
+        model = models.load(detector.model)
+        ms = median_ms(lambda: fd.detect(name, model, photo), repeats=5 if args.quick else 21, warmup=2)
+        record(f"{name}_640x480_ms", ms, "ms")
+        found = [fd.detect(name, model, samples.load_sample(p)) for p in GROUPS]
+        result = fd.evaluate(found, [truth[p]["boxes_xyxy"] for p in GROUPS])
+        record(f"{name}_group_photos_recall", result.recall, "fraction")
+        record(f"{name}_group_photos_precision", result.precision, "fraction")
+    record.save()
+
+
+if __name__ == "__main__":
+    main()
