@@ -44,7 +44,7 @@ def settings_for(detector: str) -> dict:
                                        d["work_side"], key="hog_side",
                                        help="HOG's window is 80x80: enlarge small photos to find small faces."),
             upsample=st.slider("Upsample (x2 each)", 0, 2, d["upsample"], key="hog_up"),
-            threshold=st.slider("Score threshold", -1.0, 2.0, d["threshold"], 0.05, key="hog_thr"),
+            threshold=st.slider("Score threshold", -1.0, 4.0, d["threshold"], 0.05, key="hog_thr"),
         )
     if detector == "mtcnn":
         return dict(
