@@ -22,26 +22,6 @@ PAGES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the app the way ``streamlit run`` does once ``st.navigation`` has been called.
-
-    AppTest 1.67 makes a new PagesManager for every run, which sees our ``pages/`` folder
-    and falls back to the old folder-based multipage mode: reruns then execute the page
-    script alone, without ``app.py`` (no sidebar). The real server sets the flag to False
-    for good on the first ``st.navigation`` call; this does the same for every run.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
 def start(page: str | None = None) -> AppTest:
     """The whole app (navigation + sidebar), optionally switched to ``page``."""
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)

@@ -114,3 +114,31 @@ def heat(values: np.ndarray) -> np.ndarray:
     norm = np.zeros_like(values) if high <= low else (values - low) / (high - low)
     coloured = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
     return cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+
+
+def draw_masks(image: np.ndarray, detections: Detections, opacity: float = 0.5, outline: bool = True) -> np.ndarray:
+    """Instance masks blended over the photo in each class's colour, with a thin outline."""
+    out = image.copy()
+    if detections.masks is None or not len(detections):
+        return out
+    thick = _thickness(out)
+    for i in range(len(detections)):
+        mask = detections.masks[i]
+        c = np.asarray(colour(int(detections.labels[i])), np.float32)
+        out[mask] = (out[mask] * (1 - opacity) + c * opacity).round().astype(np.uint8)
+        if outline:
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(out, contours, -1, tuple(int(v) for v in c), thick)
+    return out
+
+
+def draw_iou(image: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two boxes, their intersection filled: the picture behind intersection over union."""
+    out = image.copy()
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    if x2 > x1 and y2 > y1:
+        region = out[int(y1):int(y2), int(x1):int(x2)]
+        region[:] = (region * 0.4 + np.array([250, 204, 21]) * 0.6).astype(np.uint8)
+    out = draw_boxes(out, a, PALETTE[0])
+    return draw_boxes(out, b, PALETTE[1])
