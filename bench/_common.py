@@ -43,7 +43,7 @@ class Recorder:
         self.records: list[dict] = []
 
     def __call__(self, name: str, value: float, unit: str) -> None:
-        value = round(float(value), 4 if abs(value) < 10 else 2)
+        value = float(f"{float(value):.4g}") if abs(value) < 10 else round(float(value), 2)
         print(f"{name} {value} {unit}", flush=True)
         self.records.append({
             "bench": self.bench, "name": name, "value": value, "unit": unit,

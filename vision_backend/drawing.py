@@ -142,3 +142,11 @@ def draw_iou(image: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         region[:] = (region * 0.4 + np.array([250, 204, 21]) * 0.6).astype(np.uint8)
     out = draw_boxes(out, a, PALETTE[0])
     return draw_boxes(out, b, PALETTE[1])
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.45) -> np.ndarray:
+    """A [0, 1] map (any resolution) stretched over the photo in the jet colours Grad-CAM papers use."""
+    height, width = image.shape[:2]
+    values = cv2.resize(np.asarray(heatmap, np.float32), (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    coloured = cv2.cvtColor(cv2.applyColorMap((values * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return (image * (1 - opacity) + coloured * opacity).round().astype(np.uint8)

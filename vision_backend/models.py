@@ -256,6 +256,54 @@ CARDS: tuple[ModelCard, ...] = (
         params=25_636_712, accuracy="top-1 74.9%, top-5 92.1% (Keras)",
     ),
     ModelCard(
+        name="densenet121", title="DenseNet121 (Keras)", task="ImageNet classification", loader="keras_app",
+        source="cache",
+        files=(AssetFile("models/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+                         KERAS_APPS + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+                         "9d60b8095a5708f2dcce2bca79d332c7"),),
+        options={"app": "DenseNet121", "include_top": True},
+        licence="BSD-3-Clause (Keras weights)", input="224x224x3", preprocessing="torch: /255, ImageNet mean/std",
+        params=8_062_504, accuracy="top-1 75.0%, top-5 92.3% (Keras)",
+    ),
+    ModelCard(
+        name="efficientnet_b0", title="EfficientNetB0 (Keras)", task="ImageNet classification", loader="keras_app",
+        source="cache",
+        files=(AssetFile("models/efficientnetb0.h5", "https://storage.googleapis.com/keras-applications/efficientnetb0.h5",
+                         "902e53a9f72be733fc0bcb005b3ebbac"),),
+        options={"app": "EfficientNetB0", "include_top": True},
+        licence="Apache-2.0", input="224x224x3", preprocessing="none (rescaling is inside the model)",
+        params=5_330_571, accuracy="top-1 77.1%, top-5 93.3% (Keras)",
+    ),
+    ModelCard(
+        name="inception_v3", title="InceptionV3 (Keras)", task="ImageNet classification", loader="keras_app",
+        source="cache",
+        files=(AssetFile("models/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                         KERAS_APPS + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                         "9a0d58056eeedaa3f26cb7ebd46da564"),),
+        options={"app": "InceptionV3", "include_top": True},
+        licence="Apache-2.0", input="299x299x3", preprocessing="tf: x/127.5 - 1",
+        params=23_851_784, accuracy="top-1 77.9%, top-5 93.7% (Keras)",
+    ),
+    ModelCard(
+        name="nasnet_mobile", title="NASNetMobile (Keras)", task="ImageNet classification", loader="keras_app",
+        source="cache",
+        files=(AssetFile("models/NASNet-mobile.h5", KERAS_APPS + "nasnet/NASNet-mobile.h5",
+                         "020fb642bf7360b370c678b08e0adf61"),),
+        options={"app": "NASNetMobile", "include_top": True},
+        licence="Apache-2.0", input="224x224x3", preprocessing="tf: x/127.5 - 1",
+        params=5_326_716, accuracy="top-1 74.4%, top-5 91.9% (Keras)",
+    ),
+    ModelCard(
+        name="xception", title="Xception (Keras)", task="ImageNet classification", loader="keras_app",
+        source="cache",
+        files=(AssetFile("models/xception_weights_tf_dim_ordering_tf_kernels.h5",
+                         KERAS_APPS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
+                         "0a58e3b7378bc2990ea3b43d5981f1f6"),),
+        options={"app": "Xception", "include_top": True},
+        licence="MIT (Keras weights)", input="299x299x3", preprocessing="tf: x/127.5 - 1",
+        params=22_910_480, accuracy="top-1 79.0%, top-5 94.5% (Keras)",
+    ),
+    ModelCard(
         name="imagenet_class_index", title="ImageNet class index (Keras)", task="ImageNet labels",
         loader="json", source="cache", kind="dataset", seedable=True,
         files=(_shared_file("models/imagenet_class_index.json",
@@ -451,7 +499,8 @@ def _load_tflite(c: ModelCard) -> Any:
     return interpreter
 
 
-def _load_onnx(c: ModelCard) -> Any:
+def onnx_session(path: str | Path) -> Any:
+    """An onnxruntime session tuned for this 2-core CPU (used for registered and converted models)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -461,7 +510,11 @@ def _load_onnx(c: ModelCard) -> Any:
     # drawing that follow each run (measured: YOLOv8n-seg's adapter 140 -> ~95 ms)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # some exported graphs list initialisers as inputs; harmless
-    return ort.InferenceSession(str(c.path()), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _load_onnx(c: ModelCard) -> Any:
+    return onnx_session(c.path())
 
 
 def _load_cascade(c: ModelCard) -> Any:
