@@ -1,0 +1,96 @@
+"""Convolution and pooling against TensorFlow; the feature maps of the real MobileNetV2 base; the page."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import require_real
+from test_pages import start
+from vision_backend import classification as cl
+from vision_backend import convolution as cv
+from vision_backend import models, samples
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_conv2d_agrees_with_tensorflow(seed: int) -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    height, width, channels = rng.integers(5, 40, 2).tolist() + [int(rng.integers(1, 4))]
+    k, outputs = int(rng.choice([1, 3, 5])), int(rng.integers(1, 5))
+    stride, padding = int(rng.integers(1, 4)), str(rng.choice(["same", "valid"]))
+    image = rng.normal(size=(height, width, channels)).astype(np.float32)
+    kernels = rng.normal(size=(k, k, channels, outputs)).astype(np.float32)
+    ours = cv.conv2d(image, kernels, stride, padding)
+    theirs = tf.nn.conv2d(image[None], kernels, stride, padding.upper()).numpy()[0]
+    assert ours.shape == theirs.shape
+    assert ours.shape[:2] == (cv.output_size(height, k, stride, padding), cv.output_size(width, k, stride, padding))
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pooling_agrees_with_tensorflow(seed: int, mode: str) -> None:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    maps = rng.normal(size=(int(rng.integers(4, 30)), int(rng.integers(4, 30)), 3)).astype(np.float32)
+    size, stride, padding = int(rng.integers(2, 4)), int(rng.integers(1, 3)), str(rng.choice(["same", "valid"]))
+    ours = cv.pool2d(maps, size, stride, mode, padding)
+    op = tf.nn.max_pool2d if mode == "max" else tf.nn.avg_pool2d
+    theirs = op(maps[None], size, stride, padding.upper()).numpy()[0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_named_kernels_do_what_their_names_say() -> None:
+    step = np.zeros((9, 9), np.float32)
+    step[:, 5:] = 1.0  # a vertical edge
+    assert np.abs(cv.conv2d(step, cv.KERNELS["Sobel y"], padding="valid")).max() == 0, "Sobel y ignores vertical edges"
+    assert cv.conv2d(step, cv.KERNELS["Sobel x"], padding="valid").max() == 4
+    np.testing.assert_array_equal(cv.conv2d(step, cv.KERNELS["identity"])[:, :, 0], step)
+    flat = np.full((6, 6), 7.0, np.float32)
+    assert np.allclose(cv.conv2d(flat, cv.KERNELS["box blur"], padding="valid"), 7.0)
+    assert np.allclose(cv.conv2d(flat, cv.KERNELS["Laplacian edge"], padding="valid"), 0.0)
+    assert cv.conv2d(flat, cv.KERNELS["Gaussian blur 5x5"], padding="valid").shape == (2, 2, 1)
+
+
+def test_pooling_steps_halve_the_size_to_seven() -> None:
+    steps = cv.pooling_steps(np.random.default_rng(0).random((224, 224, 3)))
+    assert [s.shape[0] for s in steps] == [224, 112, 56, 28, 14, 7]
+    assert steps[1].max() == steps[0].max(), "max pooling keeps the strongest response"
+
+
+def test_real_mobilenet_feature_maps_go_from_edges_to_blobs() -> None:
+    require_real("mobilenet_v2_notop")
+    base = models.load("mobilenet_v2_notop")
+    layers = cv.conv_layers(base)
+    assert layers[0] == "Conv1" and "out_relu" in layers
+    batch = cl.keras_preprocess("MobileNetV2")(cl.resize(samples.load_sample("Astronaut (scikit-image)"), 224)[None])
+    early, channels = cv.feature_maps(base, "Conv1", batch, 8)
+    late, _ = cv.feature_maps(base, "out_relu", batch, 8)
+    assert early.shape == (8, 112, 112) and late.shape == (8, 7, 7)
+    means = early.mean(axis=(1, 2))
+    assert (np.diff(means) <= 1e-6).all(), "strongest channels first"
+    assert len(set(channels.tolist())) == 8
+
+
+def test_cnn_basics_page() -> None:
+    require_real("mobilenet_v2_notop")
+    app = start("pages/cnn_basics.py")
+    assert not app.exception, app.exception
+    assert any("224 → 112 → 56 → 28 → 14 → 7" in c.value for c in app.caption)
+    app.selectbox(key="cb_kernel").set_value("Sobel x").run()
+    app.radio(key="cb_padding").set_value("valid").run()
+    app.slider(key="cb_stride").set_value(2).run()
+    assert not app.exception, app.exception
+    caption = next(c.value for c in app.caption if c.value.startswith("Output"))
+    (out_h, out_w), (in_h, in_w) = [(int(a), int(b)) for a, b in re.findall(r"(\d+)x(\d+)", caption)[:2]]
+    assert max(in_h, in_w) == 256, "the photo is worked on at long side 256"
+    assert (out_h, out_w) == (cv.output_size(in_h, 3, 2, "valid"), cv.output_size(in_w, 3, 2, "valid"))
+    app.select_slider(key="cb_layer").set_value("out_relu").run()
+    assert not app.exception, app.exception
+    assert any(c.value.startswith("MobileNetV2 layer `out_relu`") and "1280 channels of 7x7" in c.value
+               for c in app.caption)
