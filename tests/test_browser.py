@@ -136,3 +136,28 @@ def test_corrupt_upload_shows_a_clear_message(page) -> None:
     message.wait_for()
     assert "broken.jpg" in message.inner_text()
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_draw_a_digit_on_the_canvas_after_training(page) -> None:
+    """The canvas component only exists under ``streamlit run``: train on real digits, draw a 1, read the answer."""
+    require_real("mnist_t10k")
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Train a CNN").click()
+    page.get_by_role("heading", name="Train a CNN").wait_for()
+    page.get_by_test_id("stSelectbox").filter(has_text="Data set").click()
+    page.get_by_role("option", name="MNIST test digits (8,000 + 2,000 real digits)").click()
+    page.get_by_text("8,000 training and 2,000 test images").wait_for()
+    page.get_by_test_id("stBaseButton-primary").filter(has_text="Train").click()
+    page.get_by_text("Done: test accuracy").wait_for(timeout=180_000)
+    page.get_by_role("tab", name="Try it: draw a digit").click()
+    canvas = page.locator("canvas").last
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 150, box["y"] + 45)
+    page.mouse.down()
+    for y in range(45, 245, 8):
+        page.mouse.move(box["x"] + 150 - (y - 45) // 14, box["y"] + y)
+    page.mouse.up()
+    answer = page.get_by_text("It says")
+    answer.wait_for(timeout=60_000)
+    assert answer.inner_text().startswith("It says 1")
+    assert page.get_by_text("Traceback").count() == 0
