@@ -36,7 +36,8 @@ def median_ms(function: Callable[[], object], repeats: int, warmup: int = 1) -> 
 
 
 class Recorder:
-    """Prints ``name value unit`` lines and appends them to bench/results.json at the end."""
+    """Prints ``name value unit`` lines and appends each to bench/results.json as it is measured
+    (a long benchmark stopped half-way keeps what it measured)."""
 
     def __init__(self, bench: str):
         self.bench = bench
@@ -45,11 +46,13 @@ class Recorder:
     def __call__(self, name: str, value: float, unit: str) -> None:
         value = float(f"{float(value):.4g}") if abs(value) < 10 else round(float(value), 2)
         print(f"{name} {value} {unit}", flush=True)
-        self.records.append({
-            "bench": self.bench, "name": name, "value": value, "unit": unit,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-        })
+        row = {"bench": self.bench, "name": name, "value": value, "unit": unit,
+               "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+        self.records.append(row)
+        existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+        partial = RESULTS.with_suffix(".partial")
+        partial.write_text(json.dumps(existing + [row], indent=1) + "\n")
+        partial.replace(RESULTS)
 
     def save(self) -> None:
-        existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        RESULTS.write_text(json.dumps(existing + self.records, indent=1) + "\n")
+        """Kept for the scripts' last line: every figure is already written."""
