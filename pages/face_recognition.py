@@ -40,8 +40,8 @@ def analyse(image: np.ndarray, recogniser_name: str):
     return faces, vectors, crops
 
 
-recognise_tab, gallery_tab, verify_tab, measure_tab = st.tabs(
-    ["Recognise", "Gallery: enrol people", "Verify two faces", "Measure on LFW"])
+recognise_tab, gallery_tab, verify_tab, measure_tab, scratch_tab = st.tabs(
+    ["Recognise", "Gallery: enrol people", "Verify two faces", "Measure on LFW", "From scratch vs transfer"])
 
 with gallery_tab, friendly_errors():
     people = gallery.people()
@@ -212,3 +212,38 @@ with measure_tab, friendly_errors():
                                  title="Distances of the 600 pairs")
         histogram.add_vline(x=metrics.best_threshold, line_dash="dash", annotation_text="best threshold")
         right.plotly_chart(histogram.update_layout(height=380), width="stretch")
+
+
+@st.cache_data(show_spinner=False)
+def comparison(recogniser_name: str) -> fr.Comparison:
+    bar = st.progress(0.0, "Starting…")
+    rec = fr.RECOGNISERS[recogniser_name]
+    result = fr.from_scratch_vs_embeddings(rec, load_model(rec.model), load_model("dlib_hog"),
+                                           progress=lambda text, share: bar.progress(min(share, 1.0), text))
+    bar.empty()
+    return result
+
+
+with scratch_tab, friendly_errors():
+    st.markdown("The deck's experiment: tell apart the **five LFW people with the most photos** (1,140 photos). "
+                "(a) A small CNN trained **from scratch** on these photos only; (b) a simple classifier on the "
+                "**face embeddings** of a network trained on millions of faces (transfer). Same held-out quarter.")
+    models.card("lfw").require()
+    if st.button("Run the comparison (a few minutes the first time)", key="fr_scratch") or \
+            st.session_state.get("fr_compared") == recogniser_key:
+        st.session_state.fr_compared = recogniser_key
+        result = comparison(recogniser_key)
+        c1, c2 = st.columns(2)
+        c1.metric("From scratch (small CNN)", f"{result.scratch_accuracy:.1%}", help="the deck: 90%")
+        c2.metric(f"Transfer ({recogniser.title} embeddings)", f"{result.embeddings_accuracy:.1%}",
+                  help="the deck (ResNet50 transfer): 93%")
+        st.caption(f"Held-out accuracy on {len(result.test_labels)} photos: from scratch "
+                   f"{result.scratch_accuracy:.3f}, embeddings {result.embeddings_accuracy:.3f}")
+        short = [n.replace("_", " ") for n in result.names]
+        for column, title, predicted in ((c1, "From scratch", result.scratch_predicted),
+                                         (c2, "Embeddings", result.embeddings_predicted)):
+            matrix = np.zeros((len(short), len(short)), int)
+            np.add.at(matrix, (result.test_labels, predicted), 1)
+            column.plotly_chart(px.imshow(matrix, x=short, y=short, text_auto=True, color_continuous_scale="Blues",
+                                          labels={"x": "predicted", "y": "true"}, title=title)
+                                .update_layout(height=420), width="stretch")

@@ -192,3 +192,16 @@ def test_face_recognition_page_enrols_recognises_and_verifies() -> None:
     app.sidebar.selectbox(key="sample_name").set_value("no_face_eagle.jpg").run()
     assert not app.exception, app.exception
     assert any(w.value.startswith("No face found in no_face_eagle.jpg") for w in app.warning)
+
+
+def test_the_five_lfw_people_and_their_split() -> None:
+    require_real("lfw")
+    files, labels, names = fr.lfw_people()
+    assert len(files) == 1140 and names[2] == "George_W_Bush" and np.bincount(labels)[2] == 530
+    train, test = fr.stratified_split(labels)
+    assert len(test) == 285 and not set(train) & set(test)
+    assert np.allclose(np.bincount(labels[test]) / len(test), np.bincount(labels) / len(labels), atol=0.01)
+    face = fr.centre_face(np.zeros((250, 250, 3), np.uint8))
+    assert face.shape == (64, 64)
+    model = fr.scratch_cnn(5)
+    assert model.output_shape == (None, 5)

@@ -292,3 +292,93 @@ def pair_metrics(pair_distances: np.ndarray, same: np.ndarray) -> PairMetrics:
     correct = int(round(accuracies[best] * len(same)))
     return PairMetrics(fpr, tpr, -thresholds, float(roc_auc_score(same, -pair_distances)), float(candidates[best]),
                        float(accuracies[best]), wilson_interval(correct, len(same)))
+
+
+# ---- from scratch vs transfer (the deck's experiment) -------------------------------------
+def lfw_people(root: Path | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The five LFW people with the most photos (1,140 images): files, labels, names."""
+    folder = (root or lfw_root()) / "people"
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = [f for n in names for f in sorted((folder / n).glob("*.jpg"))]
+    labels = np.array([names.index(f.parent.name) for f in files])
+    return files, labels, names
+
+
+def stratified_split(labels: np.ndarray, test: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(labels)), test_size=test, stratify=labels, random_state=seed)
+
+
+def centre_face(image: np.ndarray, size: int = 64) -> np.ndarray:
+    """LFW's face sits in the middle: the central 120x120 of 250x250, greyscale, ``size`` x ``size``."""
+    height, width = image.shape[:2]
+    half = round(min(height, width) * 0.24)
+    patch = image[height // 2 - half : height // 2 + half, width // 2 - half : width // 2 + half]
+    return cv2.resize(cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def scratch_cnn(classes: int, size: int = 64) -> Any:
+    """A small CNN that learns faces from nothing but these photos (the deck's "from scratch" side)."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input((size, size, 1)),
+        layers.RandomFlip("horizontal"), layers.RandomTranslation(0.05, 0.05), layers.RandomRotation(0.03),
+        layers.Conv2D(32, 3, activation="relu", padding="same"), layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, activation="relu", padding="same"), layers.MaxPooling2D(),
+        layers.Conv2D(128, 3, activation="relu", padding="same"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dropout(0.5), layers.Dense(128, activation="relu"),
+        layers.Dense(classes, activation="softmax"),
+    ], name="faces_from_scratch")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@dataclass(frozen=True)
+class Comparison:
+    names: list[str]
+    test_labels: np.ndarray
+    embeddings_predicted: np.ndarray
+    scratch_predicted: np.ndarray
+
+    @property
+    def embeddings_accuracy(self) -> float:
+        return float((self.embeddings_predicted == self.test_labels).mean())
+
+    @property
+    def scratch_accuracy(self) -> float:
+        return float((self.scratch_predicted == self.test_labels).mean())
+
+
+def from_scratch_vs_embeddings(recogniser: Recogniser, loaded: Any, detector_model: Any, epochs: int = 40,
+                               progress: Callable[[str, float], None] | None = None, seed: int = 0) -> Comparison:
+    """Classify the five LFW people two ways on one stratified held-out quarter:
+    (a) logistic regression on face embeddings (transfer), (b) a small CNN trained from scratch."""
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    files, labels, names = lfw_people()
+    train, test = stratified_split(labels, seed=seed)
+    step = (lambda text, share: progress(text, share)) if progress else (lambda text, share: None)
+    vectors = embed_files(recogniser, loaded, detector_model, files,
+                          lambda done, total: step(f"Embedding faces {done}/{total}", 0.6 * done / total))
+    x = np.stack([vectors[f] for f in files])
+    head = LogisticRegression(C=10, max_iter=2000).fit(x[train], labels[train])
+    embeddings_predicted = head.predict(x[test])
+
+    faces = np.stack([centre_face(read_image(f.read_bytes(), f.name)) for f in files]).astype(np.float32)[..., None] / 255
+    keras.utils.set_random_seed(seed)
+    model = scratch_cnn(len(names))
+    counts = np.bincount(labels[train])
+    weights = {k: len(train) / (len(counts) * c) for k, c in enumerate(counts)}  # George W. Bush has 530 photos
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            step(f"Training the CNN from scratch: epoch {epoch + 1}/{epochs}", 0.6 + 0.4 * (epoch + 1) / epochs)
+
+    model.fit(faces[train], labels[train], epochs=epochs, batch_size=32, class_weight=weights, verbose=0,
+              callbacks=[Report()])
+    scratch_predicted = np.asarray(model.predict(faces[test], verbose=0)).argmax(1)
+    return Comparison(names, labels[test], embeddings_predicted, scratch_predicted)
