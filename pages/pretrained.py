@@ -1,5 +1,7 @@
 """Pretrained CNNs: ImageNet top-5 on Keras, ONNX Runtime and TFLite; compare models; Grad-CAM."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -7,7 +9,7 @@ import streamlit as st
 
 from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, sample_photo
 from vision_backend import classification as cl
-from vision_backend import drawing, models, samples, transfer
+from vision_backend import drawing, models, projects, samples, transfer
 from vision_backend.intake import ImageIntakeError, encode_png
 
 st.title("Pretrained CNNs")
@@ -29,6 +31,13 @@ def demo_model():
     model, names = transfer.demo_classifier(lambda done, total: bar.progress(done / total, f"Features {done}/{total}"))
     bar.empty()
     return model, names
+
+
+@st.cache_resource(show_spinner="Loading your model…")
+def saved_model(path: str):
+    import keras
+
+    return keras.models.load_model(path)
 
 
 def label(key: str) -> str:
@@ -134,10 +143,18 @@ with compare_tab, friendly_errors():
 def grad_cam_tab() -> None:
     st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
                 "score: red is where the evidence for that class is.")
-    sources = [k for k in ready_classifiers() if cl.CLASSIFIERS[k].family == "keras"] + ["demo_flowers"]
-    source = st.selectbox("Keras classifier", sources, key="cam_model",
-                          format_func=lambda k: "Flowers demo: real MobileNetV2 base + head trained on the 5 demo classes"
-                          if k == "demo_flowers" else cl.CLASSIFIERS[k].title)
+    trained = {f"project:{p.parent.parent.name}/{p.name}": p for name_ in projects.list_projects()
+               for p in sorted((projects.projects_root() / name_ / "models").glob("*.keras"))}
+    sources = [k for k in ready_classifiers() if cl.CLASSIFIERS[k].family == "keras"] + ["demo_flowers", *trained]
+
+    def source_label(k: str) -> str:
+        if k == "demo_flowers":
+            return "Flowers demo: real MobileNetV2 base + head trained on the 5 demo classes"
+        if k in trained:
+            return f"Your transfer-learning model: {k.split(':', 1)[1]}"
+        return cl.CLASSIFIERS[k].title
+
+    source = st.selectbox("Keras classifier", sources, key="cam_model", format_func=source_label)
     if source == "demo_flowers" and not transfer.demo_classifier_trained() \
             and not st.button("Train the flowers demo classifier (about 20 s, once)", key="cam_train"):
         st.info("No ImageNet Keras classifier is on this machine, so Grad-CAM uses a classifier trained here on the "
@@ -146,6 +163,10 @@ def grad_cam_tab() -> None:
     if source == "demo_flowers":
         model, class_names = demo_model()
         batch = cl.keras_preprocess("MobileNetV2")(np.stack([cl.resize(photo, 224)]))
+    elif source in trained:
+        model = saved_model(str(trained[source]))
+        class_names = json.loads(trained[source].with_suffix(".json").read_text())["classes"]
+        batch = np.stack([cl.resize(photo, 224)]).astype(np.float32)  # exported models take raw 0-255 pixels
     else:
         model = runner(source, "keras").model
         batch = cl.CLASSIFIERS[source].prepare([photo])

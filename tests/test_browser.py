@@ -143,9 +143,12 @@ def test_draw_a_digit_on_the_canvas_after_training(page) -> None:
     require_real("mnist_t10k")
     page.get_by_test_id("stSidebar").get_by_role("link", name="Train a CNN").click()
     page.get_by_role("heading", name="Train a CNN").wait_for()
+    # Let the first run finish before switching: on a cold machine it imports TensorFlow and reads
+    # Fashion-MNIST, and a widget change queued behind that can take longer than any fixed wait.
+    page.get_by_text("60,000 training and 10,000 test images").wait_for(timeout=300_000)
     page.get_by_test_id("stSelectbox").filter(has_text="Data set").click()
     page.get_by_role("option", name="MNIST test digits (8,000 + 2,000 real digits)").click()
-    page.get_by_text("8,000 training and 2,000 test images").wait_for()
+    page.get_by_text("8,000 training and 2,000 test images").wait_for(timeout=180_000)
     page.get_by_test_id("stBaseButton-primary").filter(has_text="Train").click()
     page.get_by_text("Done: test accuracy").wait_for(timeout=180_000)
     page.get_by_role("tab", name="Try it: draw a digit").click()

@@ -195,3 +195,25 @@ def test_transfer_learning_page_labels_trains_and_predicts(home: Path, flowers) 
     assert any(c.value.startswith("Prediction for") for c in app.caption)
     assert (project.folder / "models" / "mobilenet_v2_notop.keras").is_file()
     assert "Keras (.keras)" in {b.label for b in app.get("download_button")}
+
+
+def test_grad_cam_on_an_exported_transfer_model(home: Path, flowers, base) -> None:
+    """Grad-CAM works through the export's nested base: each class's map sits on its own half of a pair."""
+    import cv2
+
+    project = projects.Project("cam")
+    fill(project, flowers, ("daisy", "sunflower"), 20)
+    trained = transfer.train_project(project, "mobilenet_v2_notop", base, transfer.HeadSettings(epochs=60))
+    exported = transfer.export_model("mobilenet_v2_notop", base, trained)
+    wins = 0
+    for sunflower, daisy in zip(flowers["sunflower"][40:46], flowers["daisy"][40:46]):
+        pair = np.concatenate([cv2.resize(read_image(sunflower.read_bytes(), "s.jpg"), (224, 224)),
+                               cv2.resize(read_image(daisy.read_bytes(), "d.jpg"), (224, 224))], axis=1)
+        raw = cl.resize(pair, 224)[None].astype(np.float32)
+        shares = []
+        for name in ("sunflower", "daisy"):
+            cam, index = cl.grad_cam(exported, raw, trained.names.index(name))
+            assert cam.shape == (7, 7) and index == trained.names.index(name)
+            shares.append(cam[:, :3].sum() / (cam[:, :3].sum() + cam[:, 4:].sum() + 1e-9))
+        wins += shares[0] > shares[1]
+    assert wins >= 5

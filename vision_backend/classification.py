@@ -264,10 +264,20 @@ def grad_cam(model: Any, batch: np.ndarray, class_index: int | None = None, laye
     import tensorflow as tf
 
     name = layer or last_conv_layer(model)
-    probe = keras.Model(model.inputs, [model.get_layer(name).output, model.outputs[0]])
     inputs = tf.convert_to_tensor(batch[:1], tf.float32)
+    nested = isinstance(model.get_layer(name), keras.Model)
     with tf.GradientTape() as tape:
-        maps, probabilities = probe(inputs, training=False)
+        if nested:  # a chain around a nested base (the transfer-learning export): run it layer by layer
+            x, maps = inputs, None
+            for item in model.layers[1:]:
+                x = item(x, training=False)
+                if item.name == name:
+                    maps = x
+                    tape.watch(maps)
+            probabilities = x
+        else:
+            probe = keras.Model(model.inputs, [model.get_layer(name).output, model.outputs[0]])
+            maps, probabilities = probe(inputs, training=False)
         if class_index is None:
             class_index = int(tf.argmax(probabilities[0]))
         score = tf.math.log(probabilities[:, class_index] + 1e-9)
