@@ -24,7 +24,7 @@ def settings_for(detector: str) -> dict:
     """The widgets of one detector; returns its settings."""
     d = fd.DETECTORS[detector].defaults
     if detector == "haar":
-        cascade = st.selectbox("Cascade", ["haar_frontalface_default", "haar_frontalface_alt", "haar_frontalface_alt2",
+        cascade = st.selectbox("Cascade", ["haar_frontalface_alt", "haar_frontalface_default", "haar_frontalface_alt2",
                                            "haar_profileface"], key="haar_cascade",
                                format_func=lambda n: models.card(n).title.split(", ", 1)[1])
         st.session_state.haar_model = cascade
@@ -37,6 +37,8 @@ def settings_for(detector: str) -> dict:
             max_size=st.slider("maxSize (px, 0 = none)", 0, 1000, d["max_size"], key="haar_max"),
             max_side=st.select_slider("Detect at long side", [320, 400, 480, 640, 800, 1280], d["max_side"],
                                       key="haar_side"),
+            equalize=st.toggle("Equalise the histogram first", d["equalize"], key="haar_eq",
+                               help="Stretches contrast: helps in dim photos, adds false alarms in busy ones."),
         )
     if detector == "hog":
         return dict(
@@ -135,7 +137,7 @@ with vj_tab, friendly_errors():
     ii = fd.integral_image(grey.astype(np.uint8))
     st.image(drawing.heat(np.log1p(ii)), caption="Integral image of your photo (log scale)", width=360)
     st.markdown("**Haar features on a face.** White minus black sums, each from the integral image.")
-    faces = fd.detect("haar", load_model("haar_frontalface_default"), photo)
+    faces = fd.detect("haar", load_model(fd.DETECTORS["haar"].model), photo)
     if not len(faces):
         st.info("Viola-Jones found no face in this photo; try the astronaut sample.")
     else:

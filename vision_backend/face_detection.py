@@ -256,8 +256,11 @@ class FaceDetector:
 DETECTORS: dict[str, FaceDetector] = {
     d.name: d
     for d in (
-        FaceDetector("haar", "Viola-Jones (Haar cascade)", "haar_frontalface_default", detect_haar,
-                     dict(scale_factor=1.1, min_neighbors=5, min_size=20, max_size=0, max_side=480)),
+        # frontalface_alt at a 1.2 pyramid step: on the 17 annotated faces it keeps the best recall any
+        # cascade setting reached without false alarms (15/17; 16 only with 5+ false alarms) at about
+        # half the time of frontalface_default at 1.1 (grid over cascades, steps, neighbours, sizes, equalisation)
+        FaceDetector("haar", "Viola-Jones (Haar cascade)", "haar_frontalface_alt", detect_haar,
+                     dict(scale_factor=1.2, min_neighbors=2, min_size=28, max_size=0, max_side=480, equalize=False)),
         FaceDetector("hog", "HOG + linear SVM (dlib)", "dlib_hog", detect_hog,
                      dict(upsample=0, threshold=0.0, work_side=900)),
         FaceDetector("mtcnn", "MTCNN", "mtcnn", detect_mtcnn,
