@@ -144,7 +144,7 @@ def grad_cam_tab() -> None:
     st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
                 "score: red is where the evidence for that class is.")
     trained = {f"project:{p.parent.parent.name}/{p.name}": p for name_ in projects.list_projects()
-               for p in sorted((projects.projects_root() / name_ / "models").glob("*.keras"))}
+               for p in sorted((projects.projects_root() / name_ / "models").glob("*.keras")) if ".partial" not in p.name}
     sources = [k for k in ready_classifiers() if cl.CLASSIFIERS[k].family == "keras"] + ["demo_flowers", *trained]
 
     def source_label(k: str) -> str:

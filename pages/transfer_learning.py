@@ -11,12 +11,42 @@ from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_e
 from vision_backend import classification as cl
 from vision_backend import models, projects, transfer
 from vision_backend.intake import ImageIntakeError, encode_png
+from vision_backend.small_cnn import epoch_callback
 
 st.title("Transfer learning")
 st.caption("A network trained on ImageNet already knows edges, textures and parts. Freeze it, let it describe each of "
            "your photos with a vector once, and train only a small head on those vectors: seconds, not hours.")
 
 DEMO = "Flowers demo"
+RECIPES = {  # widget key -> value; "Teachable Machine" is its documented default recipe
+    "Vision Lab": {"tl_base": "mobilenet_v2_notop", "tl_pooling": "layers", "tl_hidden": 0, "tl_dropout": 0.5,
+                   "tl_epochs": 150, "tl_lr": 3e-3, "tl_batch": 32},
+    "Teachable Machine": {"tl_base": "mobilenet_v1_025_notop", "tl_pooling": "average", "tl_hidden": 100,
+                          "tl_dropout": 0.0, "tl_epochs": 50, "tl_lr": 1e-3, "tl_batch": 16},
+}
+
+
+def use_recipe(name: str) -> None:
+    for key, value in RECIPES[name].items():
+        if key != "tl_base" or models.card(value).ready():
+            st.session_state[key] = value
+
+
+@st.cache_resource(show_spinner="Loading the saved model…", max_entries=4)
+def saved_model(path: str, modified: float):
+    """A model saved with a project (``modified`` makes a retrained file load afresh)."""
+    import keras
+
+    return keras.models.load_model(path)
+
+
+def saved_models(project: projects.Project) -> dict[str, tuple]:
+    """Saved models of the project: file stem -> (path, metadata)."""
+    found = {}
+    for path in sorted(p for p in (project.folder / "models").glob("*.keras") if ".partial" not in p.name):
+        meta = path.with_suffix(".json")
+        found[path.stem] = (path, json.loads(meta.read_text()) if meta.is_file() else {})
+    return found
 name, photo = current_photo()
 
 
@@ -78,6 +108,16 @@ if project is not None:
             if b2.button("Add photo", key="tl_add_photo"):
                 added = project.add_example(target, encode_png(photo), name)
                 st.toast(f"Added {name} to {target}" if added else f"{name} is already in {target}")
+        if counts and st.toggle("Take photos with the camera", key="tl_camera_on"):
+            k1, k2 = st.columns([1, 2])
+            shot_class = k1.selectbox("Add each shot to", list(counts), key="tl_camera_class")
+            shot = k2.camera_input("Camera", key="tl_camera", label_visibility="collapsed")
+            if shot is not None:
+                try:
+                    added = project.add_example(shot_class, shot.getvalue(), f"camera_{shot_class}.jpg")
+                    st.toast(f"Added a photo to {shot_class}" if added else "That shot is already there")
+                except ImageIntakeError as error:
+                    st.error(str(error), icon=":material/broken_image:")
         with st.expander("Import a ZIP (one folder per class)"):
             archive = st.file_uploader("ZIP", type=["zip"], key="tl_zip")
             if archive is not None and st.button("Import", key="tl_zip_go"):
@@ -121,7 +161,12 @@ if project is not None:
                 if examples and m3.button("Move", key=f"tl_move_go_{label}"):
                     project.move_example(move, to)
                     st.rerun()
-                if st.button(f"Delete class {label}", key=f"tl_del_class_{label}"):
+                n1, n2, n3 = st.columns([2, 1, 1])
+                renamed = n1.text_input("Rename to", key=f"tl_rename_{label}", placeholder=label)
+                if n2.button("Rename", key=f"tl_rename_go_{label}", disabled=not renamed.strip()):
+                    project.rename_class(label, renamed)
+                    st.rerun()
+                if n3.button(f"Delete class {label}", key=f"tl_del_class_{label}"):
                     project.delete_class(label)
                     st.rerun()
         st.download_button("Export the project (ZIP)", project.export_zip(), f"{project.name}.zip", "application/zip",
@@ -129,23 +174,58 @@ if project is not None:
 
     with train_tab, friendly_errors():
         ready = [b for b in transfer.BASES if models.card(b).ready()]
-        base_name = st.selectbox("Frozen base", ready, key="tl_base", format_func=lambda b: transfer.BASES[b][1])
-        d = transfer.HeadSettings()
+        r1, r2, r3 = st.columns([2, 1, 1])
+        mode = r1.radio("Mode", ["fast", "full"], horizontal=True, key="tl_mode", format_func={
+            "fast": "Fast: cached features, head only", "full": "Full: augmented photos, optional fine-tuning"}.get)
+        for column, recipe in zip((r2, r3), RECIPES):
+            column.button(f"{recipe} recipe", key=f"tl_recipe_{recipe}", on_click=use_recipe, args=(recipe,),
+                          disabled=mode != "fast")
+        base_name = st.selectbox("Frozen base", ready, key="tl_base", format_func=lambda b: transfer.BASES[b].title)
         s1, s2, s3, s4 = st.columns(4)
-        settings = transfer.HeadSettings(
-            hidden=s1.select_slider("Hidden units", [0, 32, 64, 100, 128, 256, 512], d.hidden, key="tl_hidden",
-                                    help="0 = a softmax straight on the features; Teachable Machine uses 100."),
-            dropout=s2.slider("Dropout", 0.0, 0.7, d.dropout, 0.05, key="tl_dropout"),
-            epochs=s3.slider("Epochs", 5, 300, d.epochs, 5, key="tl_epochs"),
-            learning_rate=s4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], d.learning_rate,
-                                           key="tl_lr"),
-            validation=s1.slider("Validation share", 0.1, 0.4, d.validation, 0.05, key="tl_val"),
-            batch_size=s2.select_slider("Batch size", [8, 16, 32, 64], d.batch_size, key="tl_batch"),
-            class_weights=s3.toggle("Class weights", d.class_weights, key="tl_weights",
-                                    help="Count rare classes more, so a big class cannot drown them."),
-            mirror=s4.toggle("Mirror images too", d.mirror, key="tl_mirror",
-                             help="Learn from each photo's mirror image as well (cached like the rest)."),
-        )
+        if mode == "fast":
+            d = transfer.HeadSettings()
+            pooling = s1.selectbox("Features", list(transfer.POOLINGS), key="tl_pooling",
+                                   index=list(transfer.POOLINGS).index(d.pooling), help="\n\n".join(
+                                       f"**{k}**: {v}" for k, v in transfer.POOLINGS.items()))
+            settings = transfer.HeadSettings(
+                pooling=pooling,
+                hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256, 512], d.hidden, key="tl_hidden",
+                                        help="0 = a softmax straight on the features; Teachable Machine uses 100."),
+                dropout=s3.slider("Dropout", 0.0, 0.7, d.dropout, 0.05, key="tl_dropout"),
+                epochs=s4.slider("Epochs", 5, 300, d.epochs, 5, key="tl_epochs"),
+                learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], d.learning_rate,
+                                               key="tl_lr"),
+                validation=s2.slider("Validation share", 0.1, 0.4, d.validation, 0.05, key="tl_val"),
+                batch_size=s3.select_slider("Batch size", [8, 16, 32, 64], d.batch_size, key="tl_batch"),
+                patience=s4.select_slider("Early stopping (epochs without progress)", [0, 10, 25, 50], d.patience,
+                                          key="tl_patience", help="0 = train every epoch"),
+                class_weights=s1.toggle("Class weights", d.class_weights, key="tl_weights",
+                                        help="Count rare classes more, so a big class cannot drown them."),
+                mirror=s2.toggle("Mirror images too", d.mirror, key="tl_mirror",
+                                 help="Learn from each photo's mirror image as well (cached like the rest)."),
+            )
+        else:
+            d = transfer.FullSettings()
+            settings = transfer.FullSettings(
+                pooling=s1.radio("Pooling", ["average", "flatten"], horizontal=True, key="tl_full_pooling",
+                                 help="\n\n".join(f"**{k}**: {transfer.POOLINGS[k]}" for k in ("average", "flatten"))),
+                hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256], d.hidden, key="tl_full_hidden"),
+                dropout=s3.slider("Dropout", 0.0, 0.7, d.dropout, 0.05, key="tl_full_dropout"),
+                epochs=s4.slider("Epochs (head)", 1, 50, d.epochs, key="tl_full_epochs"),
+                learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], d.learning_rate,
+                                               key="tl_full_lr"),
+                validation=s2.slider("Validation share", 0.1, 0.4, d.validation, 0.05, key="tl_full_val"),
+                batch_size=s3.select_slider("Batch size", [4, 8, 16, 32], d.batch_size, key="tl_full_batch"),
+                augment=s4.toggle("Augment (flip, turn, zoom, brightness)", d.augment, key="tl_full_augment"),
+                fine_tune_layers=s1.slider("Fine-tune the top N base layers", 0, 40, d.fine_tune_layers,
+                                           key="tl_full_ft", help="0 = the base stays frozen"),
+                fine_tune_epochs=s2.slider("Fine-tuning epochs", 1, 20, d.fine_tune_epochs, key="tl_full_ft_epochs"),
+                fine_tune_learning_rate=s3.select_slider("Fine-tuning rate", [1e-6, 1e-5, 1e-4],
+                                                         d.fine_tune_learning_rate, key="tl_full_ft_lr"),
+                class_weights=s4.toggle("Class weights", d.class_weights, key="tl_full_weights"),
+            )
+            st.caption("Full mode runs every photo through the base on every epoch: about 2-4 s per epoch for "
+                       "200 photos on two cores, more with fine-tuning.")
         for problem in project.problems():
             st.warning(problem, icon=":material/warning:")
         if not project.problems() and st.button("Train", type="primary", key="tl_train"):
@@ -153,35 +233,41 @@ if project is not None:
             bar = st.progress(0.0, "Features…")
             chart = st.empty()
             history: dict[str, list[float]] = {}
+            total_epochs = settings.epochs + (settings.fine_tune_epochs if mode == "full" and
+                                              settings.fine_tune_layers else 0)
 
-            def features_progress(done: int, total: int) -> None:
-                bar.progress(done / total * 0.5, f"Base features for new photos: {done}/{total} (then cached)")
+            def photos_progress(done: int, total: int) -> None:
+                what = "Base features for new photos" if mode == "fast" else "Reading photos"
+                bar.progress(done / total * 0.3, f"{what}: {done}/{total}")
 
             def on_epoch(epoch: int, logs: dict) -> None:
                 for key, value in logs.items():
-                    history.setdefault(key, []).append(float(value))
-                bar.progress(0.5 + 0.5 * (epoch + 1) / settings.epochs, f"Head: epoch {epoch + 1}")
-                if epoch % 5 == 4:
+                    if key != "learning_rate":
+                        history.setdefault(key, []).append(float(value))
+                bar.progress(min(1.0, 0.3 + 0.7 * (epoch + 1) / total_epochs), f"Epoch {epoch + 1}/{total_epochs}")
+                if mode == "full" or epoch % 5 == 4:
                     frame = pd.DataFrame(history).reset_index(names="epoch")
                     chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if "accuracy" in c],
                                                title="accuracy"), width="stretch", key=f"tl_curve_{epoch}")
 
-            from vision_backend.small_cnn import epoch_callback
-
-            trained = transfer.train_project(project, base_name, base, settings, [epoch_callback(on_epoch)],
-                                             features_progress)
+            train = transfer.train_project if mode == "fast" else transfer.train_full
+            trained = train(project, base_name, base, settings, [epoch_callback(on_epoch)], photos_progress)
             bar.progress(1.0, f"Done in {trained.seconds:.1f} s: validation accuracy {trained.accuracy:.1%} "
                               f"on {len(trained.labels)} held-out example(s)")
             st.session_state.tl_trained = (project.name, trained)
             frame = pd.DataFrame(trained.history).reset_index(names="epoch")
-            chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if c != "epoch"],
+            chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if c not in ("epoch", "learning_rate")],
                                        title="Training curves"), width="stretch")
-            model = transfer.export_model(base_name, base, trained)
-            path = project.folder / "models" / f"{base_name}.keras"
-            model.save(path)
-            (path.with_suffix(".json")).write_text(json.dumps(
-                {"classes": trained.names, "validation_accuracy": trained.accuracy, "base": base_name,
-                 "settings": trained.settings.__dict__}, indent=1))
+            path = project.folder / "models" / f"{base_name}_{mode}.keras"
+            partial = path.with_suffix(".partial.keras")
+            transfer.export_model(base_name, base, trained).save(partial)
+            partial.replace(path)
+            for stale in (path.with_suffix(".onnx"), path.with_suffix(".tflite")):
+                stale.unlink(missing_ok=True)
+            path.with_suffix(".json").write_text(json.dumps(
+                {"classes": trained.names, "validation_accuracy": trained.accuracy, "base": base_name, "mode": mode,
+                 "per_class": trained.per_class(), "examples": int(sum(project.counts().values())),
+                 "settings": trained.settings.__dict__}, indent=1, default=float))
 
     trained_pair = st.session_state.get("tl_trained")
     trained = trained_pair[1] if trained_pair and trained_pair[0] == project.name else None
@@ -206,35 +292,47 @@ if project is not None:
                     with columns[k % 8]:
                         st.image(examples[i].path.read_bytes(), width="stretch")
                         st.caption(f"{examples[i].label} → {trained.names[p]}")
+            pooling = trained.settings.pooling if trained.head is not None else "layers"  # full mode: the default
             features, labels, names, _ = transfer.project_features(project, trained.base_name,
-                                                                   load_model(trained.base_name))
-            from sklearn.decomposition import PCA
-
-            points = PCA(2, random_state=0).fit_transform(features[:, : features.shape[1] // 2])
+                                                                   load_model(trained.base_name), pooling)
+            method = st.radio("Map of your examples", ["PCA", "t-SNE"], horizontal=True, key="tl_projection")
+            points = transfer.project_2d(features[:, : features.shape[1] // 2], method)
             st.plotly_chart(px.scatter(x=points[:, 0], y=points[:, 1], color=[names[k] for k in labels],
-                                       labels={"x": "PC 1", "y": "PC 2", "color": "class"},
-                                       title="Your examples in feature space (PCA of the base's features)"),
+                                       hover_name=[e.source for e in examples],
+                                       labels={"x": f"{method} 1", "y": f"{method} 2", "color": "class"},
+                                       title=f"Your examples in feature space ({method} of the base's features)"),
                             width="stretch")
 
     with predict_tab, friendly_errors():
-        if trained is None:
-            st.info("Train a model first (the Train tab).", icon=":material/info:")
+        saved = saved_models(project)
+        choices = (["session"] if trained is not None else []) + list(saved)
+        if not choices:
+            st.info("Train a model first (the Train tab); trained models are saved with the project.",
+                    icon=":material/info:")
         else:
-            base = load_model(trained.base_name)
-            app = transfer.BASES[trained.base_name][0]
+            choice = st.selectbox("Model", choices, key="tl_predict_model", format_func=lambda c: (
+                "The model you just trained" if c == "session" else
+                f"Saved: {c} ({saved[c][1].get('validation_accuracy', float('nan')):.0%} validation)"))
+            if choice == "session":
+                base = load_model(trained.base_name)
+                class_names = trained.names
 
-            def predict(images: list[np.ndarray]) -> np.ndarray:
-                features = transfer.embed(base, images, app)
-                if trained.settings.mirror:
-                    features = np.concatenate([features, transfer.embed(base, [i[:, ::-1] for i in images], app)], 1)
-                return transfer.predict_head(trained.head, features, trained.settings)
+                def predict(images: list[np.ndarray]) -> np.ndarray:
+                    return transfer.predict_images(trained, base, images)
+            else:
+                path, meta = saved[choice]
+                model = saved_model(str(path), path.stat().st_mtime)
+                class_names = meta["classes"]
+
+                def predict(images: list[np.ndarray]) -> np.ndarray:
+                    return transfer.photo_probabilities(model, images)
 
             probabilities = predict([photo])[0]
             best = int(probabilities.argmax())
             c1, c2 = st.columns(2)
             c1.image(photo, width="stretch")
-            c2.caption(f"Prediction for {name}: **{trained.names[best]}** ({probabilities[best]:.0%})")
-            c2.plotly_chart(px.bar(x=probabilities, y=trained.names, orientation="h", range_x=[0, 1],
+            c2.caption(f"Prediction for {name}: **{class_names[best]}** ({probabilities[best]:.0%})")
+            c2.plotly_chart(px.bar(x=probabilities, y=class_names, orientation="h", range_x=[0, 1],
                                    labels={"x": "probability", "y": "class"}), width="stretch")
             batch = st.file_uploader("Predict many photos", type=UPLOAD_TYPES, accept_multiple_files=True,
                                      key="tl_batch_predict")
@@ -248,30 +346,29 @@ if project is not None:
                         rows.append({"photo": upload.name, "prediction": f"skipped: {error}"})
                 if images:
                     for photo_name, p in zip(names_ok, predict(images)):
-                        rows.append({"photo": photo_name, "prediction": trained.names[int(p.argmax())],
-                                     **{c: round(float(v), 4) for c, v in zip(trained.names, p)}})
+                        rows.append({"photo": photo_name, "prediction": class_names[int(p.argmax())],
+                                     **{c: round(float(v), 4) for c, v in zip(class_names, p)}})
                 table = pd.DataFrame(rows)
                 st.dataframe(table, hide_index=True, width="stretch")
                 st.download_button("Predictions (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv")
 
     with export_tab, friendly_errors():
-        saved = sorted((project.folder / "models").glob("*.keras"))
+        saved = saved_models(project)
         if not saved:
             st.info("Train a model first; it is saved with the project.", icon=":material/info:")
-        for path in saved:
-            meta = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
-            st.markdown(f"**{path.stem}** · classes {', '.join(meta.get('classes', []))} · validation accuracy "
+        for stem, (path, meta) in saved.items():
+            st.markdown(f"**{stem}** · classes {', '.join(meta.get('classes', []))} · validation accuracy "
                         f"{meta.get('validation_accuracy', float('nan')):.1%}")
             st.caption("Takes raw 224x224 RGB (0-255): the base's scaling is inside the model.")
-            e1, e2 = st.columns(2)
+            e1, e2, e3 = st.columns(3)
             e1.download_button("Keras (.keras)", path.read_bytes(), f"{project.name}_{path.name}",
-                               "application/octet-stream", key=f"tl_dl_keras_{path.stem}")
-            if e2.button("Convert to ONNX", key=f"tl_onnx_{path.stem}"):
-                import keras
-
-                onnx_path = cl.keras_to_onnx(keras.models.load_model(path), path.with_suffix(".onnx"))
-                st.session_state[f"tl_onnx_ready_{path.stem}"] = str(onnx_path)
-            if st.session_state.get(f"tl_onnx_ready_{path.stem}"):
-                onnx_file = path.with_suffix(".onnx")
-                e2.download_button("ONNX (.onnx)", onnx_file.read_bytes(), f"{project.name}_{onnx_file.name}",
-                                   "application/octet-stream", key=f"tl_dl_onnx_{path.stem}")
+                               "application/octet-stream", key=f"tl_dl_keras_{stem}")
+            for column, (fmt, convert) in zip((e2, e3), (("onnx", cl.keras_to_onnx), ("tflite", cl.keras_to_tflite))):
+                target = path.with_suffix(f".{fmt}")
+                if not target.is_file() and column.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{stem}"):
+                    with st.spinner(f"Converting to {fmt.upper()}…"):
+                        convert(saved_model(str(path), path.stat().st_mtime), target)
+                if target.is_file():
+                    column.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes(),
+                                           f"{project.name}_{target.name}", "application/octet-stream",
+                                           key=f"tl_dl_{fmt}_{stem}")

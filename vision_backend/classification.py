@@ -132,6 +132,17 @@ def keras_to_onnx(model: Any, path: Path) -> Path:
     return path
 
 
+def keras_to_tflite(model: Any, path: Path) -> Path:
+    """Convert a Keras model to a float TFLite flatbuffer once (TensorFlow's converter)."""
+    if not path.is_file():
+        import tensorflow as tf
+
+        partial = path.with_suffix(".partial.tflite")
+        partial.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        partial.replace(path)
+    return path
+
+
 def tflite_to_onnx(tflite_path: Path, path: Path) -> Path:
     """Convert a TFLite flatbuffer to ONNX with tf2onnx (quantised ops become QLinear/DequantizeLinear)."""
     if not path.is_file():
@@ -264,20 +275,10 @@ def grad_cam(model: Any, batch: np.ndarray, class_index: int | None = None, laye
     import tensorflow as tf
 
     name = layer or last_conv_layer(model)
+    probe = keras.Model(model.inputs, [model.get_layer(name).output, model.outputs[0]])
     inputs = tf.convert_to_tensor(batch[:1], tf.float32)
-    nested = isinstance(model.get_layer(name), keras.Model)
     with tf.GradientTape() as tape:
-        if nested:  # a chain around a nested base (the transfer-learning export): run it layer by layer
-            x, maps = inputs, None
-            for item in model.layers[1:]:
-                x = item(x, training=False)
-                if item.name == name:
-                    maps = x
-                    tape.watch(maps)
-            probabilities = x
-        else:
-            probe = keras.Model(model.inputs, [model.get_layer(name).output, model.outputs[0]])
-            maps, probabilities = probe(inputs, training=False)
+        maps, probabilities = probe(inputs, training=False)
         if class_index is None:
             class_index = int(tf.argmax(probabilities[0]))
         score = tf.math.log(probabilities[:, class_index] + 1e-9)
