@@ -78,14 +78,16 @@ with train_tab, friendly_errors():
 
         def on_epoch(epoch: int, logs: dict) -> None:
             for key, value in logs.items():
-                run["history"].setdefault(key, []).append(float(value))
+                if key != "learning_rate":
+                    run["history"].setdefault(key, []).append(float(value))
             progress.progress((epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: accuracy {logs['accuracy']:.3f}"
                               + (f", validation {logs['val_accuracy']:.3f}" if "val_accuracy" in logs else ""))
             chart.plotly_chart(curves(run["history"]), width="stretch", key=f"cnn_curves_{epoch}")
 
         pick = np.random.default_rng(0).permutation(len(x_train))[:count]
+        schedule = [small_cnn.cosine_decay(epochs)] if preset == "improved" else []
         small_cnn.train(model, x_train[pick], y_train[pick], epochs, batch_size, validation,
-                        [small_cnn.epoch_callback(on_epoch)])
+                        [small_cnn.epoch_callback(on_epoch), *schedule])
         run["evaluation"] = small_cnn.evaluate(model, x_test, y_test)
         path = paths.app_dir("models") / f"cnn_{data_name}_{preset}.keras"
         model.save(path)

@@ -67,6 +67,18 @@ def test_fashion_training_learns(digits) -> None:
     assert small_cnn.evaluate(model, x_test[:2000], y_test[:2000]).accuracy > 0.6
 
 
+def test_the_improved_preset_learns_with_its_cosine_schedule(digits) -> None:
+    (x, y), (x_test, y_test) = digits
+    model = small_cnn.build("improved")
+    rates: list[float] = []
+    history = small_cnn.train(model, x[:2000], y[:2000], epochs=4, batch_size=64, validation_split=0.0,
+                              callbacks=[small_cnn.cosine_decay(4),
+                                         small_cnn.epoch_callback(lambda e, logs: rates.append(logs["learning_rate"]))])
+    np.testing.assert_allclose(rates, [1e-3, 8.536e-4, 5e-4, 1.464e-4], rtol=1e-3)
+    assert history["loss"][-1] < history["loss"][0]
+    assert small_cnn.evaluate(model, x_test[:1000], y_test[:1000]).accuracy > 0.8, "chance is 0.1"
+
+
 def stroke_one(size: int = 280) -> np.ndarray:
     canvas = np.zeros((size, size, 4), np.uint8)  # the canvas: transparent, black strokes
     cv2.line(canvas, (150, 50), (135, 240), (0, 0, 0, 255), 18)
