@@ -118,9 +118,12 @@ def improved_cnn(classes: int = 10) -> Any:
 PRESETS: dict[str, Callable[[int], Any]] = {"deck": deck_cnn, "improved": improved_cnn}
 
 
-def build(preset: str = "deck", classes: int = 10, learning_rate: float = 1e-3) -> Any:
+def build(preset: str = "deck", classes: int = 10, learning_rate: float = 1e-3, seed: int | None = None) -> Any:
+    """A compiled preset; ``seed`` fixes its initial weights (for repeatable benchmark runs)."""
     import keras
 
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     model = PRESETS[preset](classes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])

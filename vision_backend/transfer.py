@@ -1,8 +1,13 @@
-"""Transfer learning, the fast way: a frozen pretrained base turns each photo into a feature vector
-once; a small softmax head trains on those vectors in seconds; base + head become one Keras model.
+"""Transfer learning: a network trained on ImageNet describes your photos; a small head learns your classes.
 
-Because the base is frozen, running it again every epoch would compute the same vectors again:
-caching them ("fast transfer learning") makes training cost the head's work only.
+Fast mode: the frozen base turns each photo into a feature vector once (cached per photo and
+base); the head trains on those vectors in seconds. Full mode: the photos themselves, randomly
+flipped, turned, zoomed and brightened, go through a copy of the base every epoch, and the
+base's top layers can be fine-tuned at a low rate. Either way the result becomes one Keras model,
+raw pixels in, class probabilities out, ready for Grad-CAM and for ONNX or TFLite.
+
+Because the base is frozen in fast mode, running it again every epoch would compute the same
+vectors again: caching them ("fast transfer learning") makes training cost the head's work only.
 """
 
 from __future__ import annotations
@@ -341,12 +346,17 @@ def predict_head(head: Any, features: np.ndarray, settings: HeadSettings) -> np.
     return np.asarray(head.predict(_prepare(features, settings), verbose=0))
 
 
-def train_project(project: Any, base_name: str, base: Any, settings: HeadSettings = HeadSettings(),
-                  callbacks: list | None = None, progress: Callable[[int, int], None] | None = None) -> Trained:
-    """Fast transfer learning on a project: cached features, a stratified validation split, the head."""
+def require_trainable(project: Any) -> None:
+    """Raise the project's problems (one class, a class with one photo) as one plain message."""
     problems = project.problems()
     if problems:
         raise ValueError(" ".join(problems))
+
+
+def train_project(project: Any, base_name: str, base: Any, settings: HeadSettings = HeadSettings(),
+                  callbacks: list | None = None, progress: Callable[[int, int], None] | None = None) -> Trained:
+    """Fast transfer learning on a project: cached features, a stratified validation split, the head."""
+    require_trainable(project)
     started = time.perf_counter()
     features, labels, names, _ = project_features(project, base_name, base, settings.pooling, progress)
     if not settings.mirror:
@@ -526,9 +536,7 @@ def train_full(project: Any, base_name: str, base: Any, settings: FullSettings =
     """Full mode on a project: the head trained on augmented photos, then optional fine-tuning."""
     import keras
 
-    problems = project.problems()
-    if problems:
-        raise ValueError(" ".join(problems))
+    require_trainable(project)
     started = time.perf_counter()
     examples = project.examples()
     names = sorted({e.label for e in examples})
