@@ -43,6 +43,14 @@ def load_model(name: str) -> Any:
     return models.load(name)
 
 
+@st.cache_resource(show_spinner="Loading the saved model…", max_entries=4)
+def load_saved_model(path: str, modified: float) -> Any:
+    """A model someone trained here, from its .keras file (``modified``: a retrained file loads afresh)."""
+    import keras
+
+    return keras.models.load_model(path)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def decode_upload(data: bytes, name: str) -> np.ndarray:
     return read_image(data, name)

@@ -1,15 +1,14 @@
 """Pretrained CNNs: ImageNet top-5 on Keras, ONNX Runtime and TFLite; compare models; Grad-CAM."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, sample_photo
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, load_saved_model,
+                           sample_photo)
 from vision_backend import classification as cl
-from vision_backend import drawing, models, projects, samples, transfer
+from vision_backend import drawing, projects, samples, transfer
 from vision_backend.intake import ImageIntakeError, encode_png
 
 st.title("Pretrained CNNs")
@@ -31,13 +30,6 @@ def demo_model():
     model, names = transfer.demo_classifier(lambda done, total: bar.progress(done / total, f"Features {done}/{total}"))
     bar.empty()
     return model, names
-
-
-@st.cache_resource(show_spinner="Loading your model…")
-def saved_model(path: str):
-    import keras
-
-    return keras.models.load_model(path)
 
 
 def label(key: str) -> str:
@@ -143,8 +135,8 @@ with compare_tab, friendly_errors():
 def grad_cam_tab() -> None:
     st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
                 "score: red is where the evidence for that class is.")
-    trained = {f"project:{p.parent.parent.name}/{p.name}": p for name_ in projects.list_projects()
-               for p in sorted((projects.projects_root() / name_ / "models").glob("*.keras")) if ".partial" not in p.name}
+    trained = {f"project:{name_}/{stem}": saved for name_ in projects.list_projects()
+               for stem, saved in projects.Project(name_, create=False).saved_models().items()}
     sources = [k for k in ready_classifiers() if cl.CLASSIFIERS[k].family == "keras"] + ["demo_flowers", *trained]
 
     def source_label(k: str) -> str:
@@ -164,8 +156,9 @@ def grad_cam_tab() -> None:
         model, class_names = demo_model()
         batch = cl.keras_preprocess("MobileNetV2")(np.stack([cl.resize(photo, 224)]))
     elif source in trained:
-        model = saved_model(str(trained[source]))
-        class_names = json.loads(trained[source].with_suffix(".json").read_text())["classes"]
+        path, meta = trained[source]
+        model = load_saved_model(str(path), path.stat().st_mtime)
+        class_names = meta["classes"]
         batch = np.stack([cl.resize(photo, 224)]).astype(np.float32)  # exported models take raw 0-255 pixels
     else:
         model = runner(source, "keras").model

@@ -1,13 +1,11 @@
 """Transfer learning studio: label your own classes, train a head on a frozen pretrained CNN, evaluate, predict, export."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, load_model
+from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, load_model, load_saved_model
 from vision_backend import classification as cl
 from vision_backend import models, projects, transfer
 from vision_backend.intake import ImageIntakeError, encode_png
@@ -32,21 +30,6 @@ def use_recipe(name: str) -> None:
             st.session_state[key] = value
 
 
-@st.cache_resource(show_spinner="Loading the saved model…", max_entries=4)
-def saved_model(path: str, modified: float):
-    """A model saved with a project (``modified`` makes a retrained file load afresh)."""
-    import keras
-
-    return keras.models.load_model(path)
-
-
-def saved_models(project: projects.Project) -> dict[str, tuple]:
-    """Saved models of the project: file stem -> (path, metadata)."""
-    found = {}
-    for path in sorted(p for p in (project.folder / "models").glob("*.keras") if ".partial" not in p.name):
-        meta = path.with_suffix(".json")
-        found[path.stem] = (path, json.loads(meta.read_text()) if meta.is_file() else {})
-    return found
 name, photo = current_photo()
 
 
@@ -258,16 +241,10 @@ if project is not None:
             frame = pd.DataFrame(trained.history).reset_index(names="epoch")
             chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if c not in ("epoch", "learning_rate")],
                                        title="Training curves"), width="stretch")
-            path = project.folder / "models" / f"{base_name}_{mode}.keras"
-            partial = path.with_suffix(".partial.keras")
-            transfer.export_model(base_name, base, trained).save(partial)
-            partial.replace(path)
-            for stale in (path.with_suffix(".onnx"), path.with_suffix(".tflite")):
-                stale.unlink(missing_ok=True)
-            path.with_suffix(".json").write_text(json.dumps(
-                {"classes": trained.names, "validation_accuracy": trained.accuracy, "base": base_name, "mode": mode,
-                 "per_class": trained.per_class(), "examples": int(sum(project.counts().values())),
-                 "settings": trained.settings.__dict__}, indent=1, default=float))
+            project.save_model(f"{base_name}_{mode}", transfer.export_model(base_name, base, trained), {
+                "classes": trained.names, "validation_accuracy": trained.accuracy, "base": base_name, "mode": mode,
+                "per_class": trained.per_class(), "examples": int(sum(project.counts().values())),
+                "settings": trained.settings.__dict__})
 
     trained_pair = st.session_state.get("tl_trained")
     trained = trained_pair[1] if trained_pair and trained_pair[0] == project.name else None
@@ -304,7 +281,7 @@ if project is not None:
                             width="stretch")
 
     with predict_tab, friendly_errors():
-        saved = saved_models(project)
+        saved = project.saved_models()
         choices = (["session"] if trained is not None else []) + list(saved)
         if not choices:
             st.info("Train a model first (the Train tab); trained models are saved with the project.",
@@ -321,7 +298,7 @@ if project is not None:
                     return transfer.predict_images(trained, base, images)
             else:
                 path, meta = saved[choice]
-                model = saved_model(str(path), path.stat().st_mtime)
+                model = load_saved_model(str(path), path.stat().st_mtime)
                 class_names = meta["classes"]
 
                 def predict(images: list[np.ndarray]) -> np.ndarray:
@@ -353,7 +330,7 @@ if project is not None:
                 st.download_button("Predictions (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv")
 
     with export_tab, friendly_errors():
-        saved = saved_models(project)
+        saved = project.saved_models()
         if not saved:
             st.info("Train a model first; it is saved with the project.", icon=":material/info:")
         for stem, (path, meta) in saved.items():
@@ -367,7 +344,7 @@ if project is not None:
                 target = path.with_suffix(f".{fmt}")
                 if not target.is_file() and column.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{stem}"):
                     with st.spinner(f"Converting to {fmt.upper()}…"):
-                        convert(saved_model(str(path), path.stat().st_mtime), target)
+                        convert(load_saved_model(str(path), path.stat().st_mtime), target)
                 if target.is_file():
                     column.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes(),
                                            f"{project.name}_{target.name}", "application/octet-stream",

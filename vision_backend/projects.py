@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import shutil
 import sqlite3
@@ -142,6 +143,29 @@ class Project:
         issues += [f"Class '{k}' has {v} example(s); give it at least 2 (10 or more works well)."
                    for k, v in counts.items() if v < 2]
         return issues
+
+    # ---- trained models ---------------------------------------------------------------------
+    def save_model(self, stem: str, model: Any, meta: dict[str, Any]) -> Path:
+        """Keep a trained model (``.keras``, written atomically) and its metadata with the project.
+
+        Conversions of an earlier model of the same name (ONNX, TFLite) are removed: they are stale.
+        """
+        path = self.folder / "models" / f"{stem}.keras"
+        partial = path.with_suffix(".partial.keras")
+        model.save(partial)
+        partial.replace(path)
+        for stale in (path.with_suffix(".onnx"), path.with_suffix(".tflite")):
+            stale.unlink(missing_ok=True)
+        path.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=float))
+        return path
+
+    def saved_models(self) -> dict[str, tuple[Path, dict[str, Any]]]:
+        """Models trained on this project: file stem -> (its .keras file, its metadata JSON)."""
+        found = {}
+        for path in sorted(p for p in (self.folder / "models").glob("*.keras") if ".partial" not in p.name):
+            meta = path.with_suffix(".json")
+            found[path.stem] = (path, json.loads(meta.read_text()) if meta.is_file() else {})
+        return found
 
     # ---- export and import ----------------------------------------------------------------
     def export_zip(self) -> bytes:

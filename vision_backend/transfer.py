@@ -36,88 +36,6 @@ def base_input_size(base: Any) -> int:
     return int(base.inputs[0].shape[1])
 
 
-def embed(base: Any, images: list[np.ndarray], app: str = "MobileNetV2", batch_size: int = 32,
-          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Pooled base features, (N, channels): global average of the last feature map.
-
-    ``app`` names the Keras application the base comes from (its ``preprocess_input``).
-    """
-    size = base_input_size(base)
-    preprocess = keras_preprocess(app)
-    rows = []
-    for start in range(0, len(images), batch_size):
-        batch = preprocess(np.stack([resize(i, size) for i in images[start : start + batch_size]]))
-        maps = np.asarray(base.predict_on_batch(batch))
-        rows.append(maps.mean(axis=(1, 2)) if maps.ndim == 4 else maps)
-        if progress:
-            progress(min(start + batch_size, len(images)), len(images))
-    return np.concatenate(rows).astype(np.float32)
-
-
-def train_head(features: np.ndarray, labels: np.ndarray, classes: int, epochs: int = 60, seed: int = 0,
-               dropout: float = 0.2, callbacks: list | None = None, validation: tuple | None = None) -> Any:
-    """A softmax layer (with dropout) trained on cached features with Adam."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    head = keras.Sequential([keras.Input((features.shape[1],)), keras.layers.Dropout(dropout),
-                             keras.layers.Dense(classes, activation="softmax", name="classes")])
-    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    head.fit(features, labels, epochs=epochs, batch_size=32, verbose=0, callbacks=callbacks or [],
-             validation_data=validation)
-    return head
-
-
-def attach(base: Any, head: Any) -> Any:
-    """One flat Keras model, photo in, class probabilities out (so Grad-CAM can see the base's layers)."""
-    import keras
-
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base.outputs[0])
-    dense = head.get_layer("classes")
-    classes = keras.layers.Dense(dense.units, activation="softmax", name="classes")
-    model = keras.Model(base.inputs, classes(pooled), name=f"{base.name}_transfer")
-    classes.set_weights(dense.get_weights())
-    return model
-
-
-def _demo_paths() -> tuple[Path, Path]:
-    from vision_backend import paths
-
-    folder = paths.app_dir("models")
-    return folder / "demo_flowers_mobilenet_v2.keras", folder / "demo_flowers_mobilenet_v2.classes"
-
-
-def demo_classifier_trained() -> bool:
-    return all(p.is_file() for p in _demo_paths())
-
-
-def demo_classifier(progress: Callable[[int, int], None] | None = None, per_class: int = 40) -> tuple[Any, list[str]]:
-    """The built-in demo: the real MobileNetV2 base + a head trained on the flowers demo classes.
-
-    Trained once (about 20 s here) and saved under ``$VISION_LAB_HOME/models``; later calls load it.
-    Returns the flat Keras model and its class names.
-    """
-    import keras
-
-    path, names_path = _demo_paths()
-    if demo_classifier_trained():
-        return keras.models.load_model(path, compile=False), names_path.read_text().split("\n")
-    folders = class_folders(models.card("demo_classes").path())
-    images, labels = [], []
-    for k, files in enumerate(folders.values()):
-        for file in files[:per_class]:
-            images.append(read_image(file.read_bytes(), file.name))
-            labels.append(k)
-    base = models.load("mobilenet_v2_notop")
-    features = embed(base, images, "MobileNetV2", progress=progress)
-    model = attach(base, train_head(features, np.asarray(labels), len(folders)))
-    partial = path.with_suffix(".partial.keras")
-    model.save(partial)
-    partial.replace(path)
-    names_path.write_text("\n".join(folders))
-    return model, list(folders)
-
-
 # ---- the studio: projects, settings, training, evaluation, export ---------------------------
 @dataclass(frozen=True)
 class Base:
@@ -574,3 +492,60 @@ def train_full(project: Any, base_name: str, base: Any, settings: FullSettings =
         else np.zeros((0, len(names)))
     return Trained(None, names, history, val_index, probabilities, labels[val_index], settings, base_name,
                    time.perf_counter() - started, whole)
+
+
+# ---- the flowers demo classifier (Grad-CAM's example on the pretrained page) ----------------
+DEMO_HEAD = HeadSettings(pooling="average", hidden=0, dropout=0.2, epochs=60, learning_rate=1e-3, validation=0.0,
+                         class_weights=False, normalise=False, mirror=False, patience=0)
+"""A plain softmax on the last layer's average: the classic recipe, so the page explains the classic model."""
+
+
+def attach(base: Any, head: Any) -> Any:
+    """One flat Keras model, photo in, class probabilities out (so Grad-CAM can see the base's layers)."""
+    import keras
+
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base.outputs[0])
+    dense = head.get_layer("classes")
+    classes = keras.layers.Dense(dense.units, activation="softmax", name="classes")
+    model = keras.Model(base.inputs, classes(pooled), name=f"{base.name}_transfer")
+    classes.set_weights(dense.get_weights())
+    return model
+
+
+def _demo_paths() -> tuple[Path, Path]:
+    from vision_backend import paths
+
+    folder = paths.app_dir("models")
+    return folder / "demo_flowers_mobilenet_v2.keras", folder / "demo_flowers_mobilenet_v2.classes"
+
+
+def demo_classifier_trained() -> bool:
+    return all(p.is_file() for p in _demo_paths())
+
+
+def demo_classifier(progress: Callable[[int, int], None] | None = None, per_class: int = 40) -> tuple[Any, list[str]]:
+    """The built-in demo: the real MobileNetV2 base + a head trained on the flowers demo classes.
+
+    Trained once (about 20 s here) and saved under ``$VISION_LAB_HOME/models``; later calls load it.
+    Returns the flat Keras model and its class names.
+    """
+    import keras
+
+    path, names_path = _demo_paths()
+    if demo_classifier_trained():
+        return keras.models.load_model(path, compile=False), names_path.read_text().split("\n")
+    folders = class_folders(models.card("demo_classes").path())
+    images, labels = [], []
+    for k, files in enumerate(folders.values()):
+        for file in files[:per_class]:
+            images.append(read_image(file.read_bytes(), file.name))
+            labels.append(k)
+    base = models.load("mobilenet_v2_notop")
+    features = describe("mobilenet_v2_notop", base, images, DEMO_HEAD.pooling, progress=progress)
+    head, _ = fit_head(features, np.asarray(labels), len(folders), DEMO_HEAD)
+    model = attach(base, head)
+    partial = path.with_suffix(".partial.keras")
+    model.save(partial)
+    partial.replace(path)
+    names_path.write_text("\n".join(folders))
+    return model, list(folders)
