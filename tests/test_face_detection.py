@@ -104,6 +104,36 @@ def test_mtcnn_stages_narrow_down(real_model) -> None:
     assert iou(stages[2][1].boxes, final.boxes)[0, 0] > 0.99
 
 
+@pytest.mark.parametrize("degrees", [-25, 25])
+def test_haar_thorough_setup_finds_a_tilted_head(real_model, degrees: int) -> None:
+    import cv2
+
+    image = samples.load_sample(ASTRONAUT)
+    height, width = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    tilted = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    centre = turn @ [*(ASTRONAUT_FACE[0, :2] + ASTRONAUT_FACE[0, 2:]) / 2, 1]
+    half = (ASTRONAUT_FACE[0, 2:] - ASTRONAUT_FACE[0, :2]) / 2
+    face = np.r_[centre - half, centre + half][None]
+    upright = run(real_model, "haar", tilted, **{**fd.HAAR_THOROUGH, "tilts": ()})
+    assert not len(upright) or iou(upright.boxes, face).max() < 0.5, "a head tilted 25 degrees defeats the upright scan"
+    found = run(real_model, "haar", tilted, **fd.HAAR_THOROUGH)
+    assert len(found) == 1 and iou(found.boxes, face)[0, 0] >= 0.5, "windows from turned copies map back onto her face"
+
+
+def test_haar_thorough_setup_on_the_group_photos(real_model, truth) -> None:
+    found = [run(real_model, "haar", samples.load_sample(p), **fd.HAAR_THOROUGH) for p in GROUPS]
+    result = fd.evaluate(found, [truth[p]["boxes_xyxy"] for p in GROUPS])
+    assert result.true_positives >= 16 and result.precision >= 0.9
+    fast = fd.evaluate([run(real_model, "haar", samples.load_sample(p)) for p in GROUPS],
+                       [truth[p]["boxes_xyxy"] for p in GROUPS])
+    assert result.true_positives > fast.true_positives, "the tilted head in the family photo is found"
+    noise = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for image in [samples.load_sample(p) for p in NO_FACE] + [noise]:
+        assert len(run(real_model, "haar", image, **fd.HAAR_THOROUGH)) == 0
+    assert len(run(real_model, "haar", samples.load_sample(ASTRONAUT), **fd.HAAR_THOROUGH)) == 1
+
+
 def test_haar_stage_funnel_ends_on_the_face(real_model) -> None:
     image = samples.load_sample(ASTRONAUT)
     counts, windows = fd.cascade_funnel(models.card("haar_frontalface_default").path(), image)

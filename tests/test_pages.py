@@ -119,3 +119,26 @@ def test_face_detection_settings_change_the_result() -> None:
     assert 0 < hog_count() < 7, "a higher SVM threshold keeps only the surest faces"
     app.slider(key="hog_thr").set_value(3.5).run()
     assert hog_count() == 0
+
+
+def test_face_detection_thorough_viola_jones_setup() -> None:
+    require_real("photos")
+    app = start("pages/face_detection.py")
+    app.sidebar.selectbox(key="sample_name").set_value("group_7faces_family.jpg").run()
+    app.multiselect(key="fd_chosen").set_value(["haar"]).run()
+
+    def haar_count() -> int:
+        caption = next(c.value for c in app.caption if c.value.startswith("Viola-Jones (Haar cascade): "))
+        return int(caption.split(": ")[1].split(" ")[0])
+
+    fast = haar_count()
+    measured = app.dataframe[-1].value.set_index("detector")
+    assert "Viola-Jones, thorough setup" in measured.index, "the trade-off is shown next to the fast setup"
+    app.radio(key="haar_setup").set_value("Thorough").run()
+    assert not app.exception, app.exception
+    assert (app.slider(key="haar_sf").value, app.slider(key="haar_mn").value) == (1.1, 5)
+    assert app.select_slider(key="haar_tilt").value == 12
+    assert haar_count() == fast + 1, "the tilted head is found"
+    measured = app.dataframe[-1].value.set_index("detector")
+    assert "Viola-Jones, thorough setup" not in measured.index
+    assert measured.loc["Viola-Jones (Haar cascade)", "found"] == "16/17"
