@@ -58,6 +58,29 @@ def test_training_on_a_small_subset_is_far_above_chance(digits, digit_model) -> 
     assert (result.predicted[wrong] != y_test[wrong]).all()
 
 
+def test_the_app_trains_what_plain_keras_trains(digits) -> None:
+    """Seed for seed, the app's deck recipe ends on the weights of the deck's code run in plain Keras."""
+    import keras
+    from keras import layers
+
+    (x, y), _ = digits
+    x, y = x[:2000], y[:2000]
+    keras.utils.set_random_seed(3)
+    plain = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)), layers.Flatten(),
+        layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax")])
+    plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    plain.fit(x[..., None] / 255.0, y, validation_split=0.2, epochs=1, batch_size=50, verbose=0)
+    app = small_cnn.build("deck", seed=3)
+    small_cnn.train(app, x, y, epochs=1, batch_size=50, validation_split=0.2, seed=3)
+    for ours, theirs in zip(app.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    other = small_cnn.build("deck", seed=4)
+    small_cnn.train(other, x, y, epochs=1, batch_size=50, validation_split=0.2, seed=4)
+    assert not np.allclose(other.get_weights()[0], plain.get_weights()[0], atol=1e-5), "another seed ends elsewhere"
+
+
 def test_fashion_training_learns(digits) -> None:
     require_real("fashion_mnist")
     (x, y), (x_test, y_test) = small_cnn.load("fashion_mnist")
