@@ -28,7 +28,7 @@ def apply_haar_setup() -> None:
     setup = HAAR_SETUPS[st.session_state.haar_setup]
     st.session_state.haar_sf = setup["scale_factor"]
     st.session_state.haar_mn = setup["min_neighbors"]
-    st.session_state.haar_tilt = setup["tilts"][0] if setup["tilts"] else 0
+    st.session_state.haar_tilt = setup["tilt"]
 
 
 def settings_for(detector: str) -> dict:
@@ -47,10 +47,9 @@ def settings_for(detector: str) -> dict:
                                    help="Pyramid step: smaller finds more sizes, slower."),
             min_neighbors=st.slider("minNeighbors", 0, 12, d["min_neighbors"], key="haar_mn",
                                     help="Overlapping windows needed to call it a face: higher = fewer false alarms."),
-            tilts=(st.select_slider("Also scan turned copies (± degrees)", [0, 5, 8, 10, 12, 15, 20, 25],
-                                    d["tilts"][0] if d["tilts"] else 0, key="haar_tilt",
-                                    help="The cascade was trained on upright faces; turned copies of the photo "
-                                         "catch tilted heads. Each angle adds two scans."),),
+            tilt=st.select_slider("Also scan turned copies (± degrees)", [0, 5, 8, 10, 12, 15, 20, 25], d["tilt"],
+                                  key="haar_tilt", help="The cascade was trained on upright faces; copies of the "
+                                                        "photo turned both ways catch tilted heads: two more scans."),
             min_size=st.slider("minSize (px)", 10, 200, d["min_size"], key="haar_min"),
             max_size=st.slider("maxSize (px, 0 = none)", 0, 1000, d["max_size"], key="haar_max"),
             max_side=st.select_slider("Detect at long side", [320, 400, 480, 640, 800, 1280], d["max_side"],
@@ -223,9 +222,11 @@ with eval_tab, friendly_errors():
     models.card("photos").require()
     st.markdown("Three group photos with 17 hand-annotated faces (dlib's annotations). A detection is correct "
                 "when it overlaps an annotated face with IoU ≥ 0.5. Uses each detector's settings from the Detect tab.")
-    runs = [(fd.DETECTORS[d].title, d, settings.get(d, fd.DETECTORS[d].defaults)) for d in fd.DETECTORS]
-    if runs[0][2] != HAAR_SETUPS["Thorough"]:  # the trade-off at a glance: the same cascade, thorough setup
-        runs.insert(1, ("Viola-Jones, thorough setup", "haar", HAAR_SETUPS["Thorough"]))
+    runs = []
+    for detector in fd.DETECTORS:
+        runs.append((fd.DETECTORS[detector].title, detector, settings.get(detector, fd.DETECTORS[detector].defaults)))
+        if detector == "haar" and runs[-1][2] != HAAR_SETUPS["Thorough"]:  # the trade-off at a glance
+            runs.append(("Viola-Jones, thorough setup", "haar", HAAR_SETUPS["Thorough"]))
     rows = []
     for title, detector, chosen_settings in runs:
         result, no_face, ms = measure(detector, model_for(detector), json.dumps(chosen_settings))

@@ -115,7 +115,7 @@ def test_haar_thorough_setup_finds_a_tilted_head(real_model, degrees: int) -> No
     centre = turn @ [*(ASTRONAUT_FACE[0, :2] + ASTRONAUT_FACE[0, 2:]) / 2, 1]
     half = (ASTRONAUT_FACE[0, 2:] - ASTRONAUT_FACE[0, :2]) / 2
     face = np.r_[centre - half, centre + half][None]
-    upright = run(real_model, "haar", tilted, **{**fd.HAAR_THOROUGH, "tilts": ()})
+    upright = run(real_model, "haar", tilted, **{**fd.HAAR_THOROUGH, "tilt": 0})
     assert not len(upright) or iou(upright.boxes, face).max() < 0.5, "a head tilted 25 degrees defeats the upright scan"
     found = run(real_model, "haar", tilted, **fd.HAAR_THOROUGH)
     assert len(found) == 1 and iou(found.boxes, face)[0, 0] >= 0.5, "windows from turned copies map back onto her face"

@@ -77,12 +77,12 @@ def rotated_windows(
 def detect_haar(
     cascade: cv2.CascadeClassifier, image: np.ndarray, scale_factor: float = 1.1, min_neighbors: int = 5,
     min_size: int = 20, max_size: int = 0, max_side: int | None = 480, equalize: bool = True,
-    tilts: tuple[float, ...] = (),
+    tilt: float = 0.0,
 ) -> Detections:
     """OpenCV's Viola-Jones cascade. Score = how many overlapping windows voted for the face.
 
-    ``tilts`` (degrees, e.g. ``(10,)``) also scans the photo turned by plus and minus each angle;
-    the windows of all turns vote together, so a tilted head gathers votes it would not get upright.
+    ``tilt`` (degrees, e.g. 12) also scans the photo turned by plus and minus that angle; the
+    windows of all three scans vote together, so a tilted head gathers votes it would not get upright.
     """
     started = time.perf_counter()
     small, factor = fit_long_side(image, max_side)
@@ -91,7 +91,7 @@ def detect_haar(
         grey = cv2.equalizeHist(grey)
     min_px = max(1, round(min_size / factor))
     max_px = round(max_size / factor) if max_size else 0
-    turns = [0.0, *(sign * t for t in tilts if t for sign in (-1, 1))]
+    turns = [0.0, -tilt, tilt] if tilt else [0.0]
     windows = np.concatenate([rotated_windows(cascade, grey, t, scale_factor, min_px, max_px) for t in turns])
     # OpenCV's own grouping (as detectMultiScale does it): clusters of similar windows, kept when
     # more than ``min_neighbors`` windows fall in them; the box is the cluster's mean
@@ -292,10 +292,10 @@ DETECTORS: dict[str, FaceDetector] = {
         # frontalface_alt at a 1.2 pyramid step, upright only: on the 17 annotated faces it keeps the best
         # recall any upright setting reached without false alarms (15/17; 16 only with 5+ false alarms) at
         # about half the time of frontalface_default at 1.1 (grid over cascades, steps, neighbours, sizes,
-        # equalisation). HAAR_THOROUGH trades time for the two tilted heads it misses.
+        # equalisation). HAAR_THOROUGH trades time for the tilted head it misses.
         FaceDetector("haar", "Viola-Jones (Haar cascade)", "haar_frontalface_alt", detect_haar,
                      dict(scale_factor=1.2, min_neighbors=2, min_size=28, max_size=0, max_side=480, equalize=False,
-                          tilts=())),
+                          tilt=0)),
         FaceDetector("hog", "HOG + linear SVM (dlib)", "dlib_hog", detect_hog,
                      dict(upsample=0, threshold=0.0, work_side=900)),
         FaceDetector("mtcnn", "MTCNN", "mtcnn", detect_mtcnn,
@@ -310,7 +310,7 @@ DETECTORS: dict[str, FaceDetector] = {
 # +-12 degrees, with more votes asked of each face because three scans cast more votes. On the 17
 # annotated faces 16 are found (the upright default: 15) with no false alarm there, on the astronaut,
 # the two no-face photos or seven other sample photos; the price is five times the time.
-HAAR_THOROUGH: dict[str, Any] = dict(scale_factor=1.1, min_neighbors=5, tilts=(12,))
+HAAR_THOROUGH: dict[str, Any] = dict(scale_factor=1.1, min_neighbors=5, tilt=12)
 
 
 def detect(name: str, model: Any, image: np.ndarray, **settings: Any) -> Detections:
