@@ -48,6 +48,20 @@ def test_group_photos_recall_and_precision(real_model, truth, detector: str) -> 
     assert result.mean_iou >= 0.6
 
 
+@pytest.mark.parametrize("detector, at_least", [("mtcnn", 17), ("yunet", 16)])
+def test_recall_holds_when_the_photos_come_smaller_or_larger(real_model, truth, detector: str, at_least: int) -> None:
+    photos = [samples.load_sample(p) for p in GROUPS]
+    boxes = [truth[p]["boxes_xyxy"] for p in GROUPS]
+    model = real_model(fd.DETECTORS[detector].model)
+    seen: list[float] = []
+    results = fd.evaluate_at_scales(lambda image: fd.detect(detector, model, image), photos, boxes, progress=seen.append)
+    assert sorted(results) == list(fd.PHOTO_SCALES) and seen[-1] == 1.0 and seen == sorted(seen)
+    assert results[1.0] == fd.evaluate([fd.detect(detector, model, p) for p in photos], boxes)
+    for factor, result in results.items():  # the boxes shrink and grow with the photos
+        assert result.faces == 17 and result.true_positives >= at_least, factor
+    assert fd.resized(photos[0], 0.8).shape[:2] == (300, 400)
+
+
 @pytest.mark.parametrize("detector", list(fd.DETECTORS))
 def test_no_face_photos_and_noise_give_no_face(real_model, detector: str) -> None:
     require_real("photos")
