@@ -99,6 +99,11 @@ def test_face_detection_page_on_a_group_photo() -> None:
         assert any(c.startswith(title) for c in captions), (title, captions)
     measured = app.dataframe[-1].value
     assert list(measured["found"]) and measured.set_index("detector").loc["MTCNN", "found"] == "17/17"
+    app.toggle(key="fd_scaled").set_value(True).run()
+    assert not app.exception, app.exception
+    spread = app.dataframe[-1].value
+    assert list(spread.index) == list(measured["detector"]), "one row per measured detector"
+    assert spread.loc["MTCNN", "recall min"] == 1.0 and (spread["recall min"] <= spread["recall max"]).all()
     app.radio(key="fd_privacy").set_value("pixelate").run()
     assert not app.exception
     labels = [b.label for b in app.get("download_button")]
