@@ -10,7 +10,6 @@ python bench/face_detection.py [--quick]
 from __future__ import annotations
 
 import argparse
-import json
 
 import cv2
 
@@ -19,19 +18,16 @@ from _common import Recorder, median_ms
 from vision_backend import models, samples  # noqa: E402
 from vision_backend import face_detection as fd  # noqa: E402
 
-GROUPS = ["group_3faces.jpg", "group_7faces_family.jpg", "group_7faces_elvis.jpg"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     record = Recorder("face_detection")
     models.card("photos").require()
-    truth = json.loads((samples.photos_dir() / "face_boxes.json").read_text())
-    photos = [samples.load_sample(p) for p in GROUPS]
-    boxes = [truth[p]["boxes_xyxy"] for p in GROUPS]
-    photo = cv2.resize(photos[1], (640, 480), interpolation=cv2.INTER_CUBIC)  # the family photo
+    truth = samples.annotated_faces()
+    photos = [samples.load_sample(p) for p in truth]
+    boxes = list(truth.values())
+    photo = cv2.resize(samples.load_sample("group_7faces_family.jpg"), (640, 480), interpolation=cv2.INTER_CUBIC)
     setups = [(name, name, {}) for name in fd.DETECTORS] + [("haar_thorough", "haar", fd.HAAR_THOROUGH)]
     for figure, name, settings in setups:
         model = models.load(fd.DETECTORS[name].model)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 
 import cv2
@@ -27,8 +26,6 @@ from vision_backend import models, samples  # noqa: E402
 from vision_backend import face_detection as fd  # noqa: E402
 from vision_backend.detections import Detections  # noqa: E402
 
-GROUPS = ["group_3faces.jpg", "group_7faces_family.jpg", "group_7faces_elvis.jpg"]
-NO_FACE = ["no_face_eagle.jpg", "no_face_landscape_santorini.jpg"]
 CASCADES = ["haar_frontalface_alt", "haar_frontalface_default", "haar_frontalface_alt2"]
 
 
@@ -38,9 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     record = Recorder("haar_settings")
     models.card("photos").require()
-    truth = json.loads((samples.photos_dir() / "face_boxes.json").read_text())
-    boxes = [truth[p]["boxes_xyxy"] for p in GROUPS]
-    photos = {p: samples.load_sample(p) for p in GROUPS + NO_FACE}
+    truth = samples.annotated_faces()
+    groups, boxes = list(truth), list(truth.values())
+    photos = {p: samples.load_sample(p) for p in groups + list(samples.NO_FACE_PHOTOS)}
     bench_photo = cv2.resize(photos["group_7faces_family.jpg"], (640, 480), interpolation=cv2.INTER_CUBIC)
     if args.quick:
         grid = itertools.product(CASCADES[:1], (1.1, 1.2), (28, 32), (440, 480), (False,))
@@ -65,9 +62,9 @@ def main() -> None:
             return Detections(kept * windows[factor, photo][1], votes, np.zeros(len(votes)))
 
         for neighbours in range(1, 7):
-            results = {factor: fd.evaluate([found(factor, p, neighbours) for p in GROUPS],
-                                           [np.asarray(b) * factor for b in boxes]) for factor in fd.PHOTO_SCALES}
-            no_face = {factor: sum(len(found(factor, p, neighbours)) for p in NO_FACE) for factor in fd.PHOTO_SCALES}
+            results = {factor: fd.evaluate([found(factor, p, neighbours) for p in groups],
+                                           [b * factor for b in boxes]) for factor in fd.PHOTO_SCALES}
+            no_face = {factor: sum(len(found(factor, p, neighbours)) for p in samples.NO_FACE_PHOTOS) for factor in fd.PHOTO_SCALES}
             native = results[1.0]
             if not no_face[1.0] and native.precision >= 0.9:
                 best_fast = max(best_fast, native.recall)

@@ -209,12 +209,12 @@ with mtcnn_tab, friendly_errors():
 def measure(detector: str, model: str, settings_json: str):
     from vision_backend import samples
 
-    truth = json.loads((samples.photos_dir() / "face_boxes.json").read_text())
+    truth = samples.annotated_faces()
     found = [fd.detect(detector, load_model(model), samples.load_sample(photo_name), **json.loads(settings_json))
              for photo_name in truth]
-    result = fd.evaluate(found, [truth[p]["boxes_xyxy"] for p in truth])
+    result = fd.evaluate(found, list(truth.values()))
     no_face = sum(len(fd.detect(detector, load_model(model), samples.load_sample(p), **json.loads(settings_json)))
-                  for p in ("no_face_eagle.jpg", "no_face_landscape_santorini.jpg"))
+                  for p in samples.NO_FACE_PHOTOS)
     return result, no_face, float(np.median([f.meta["ms"] for f in found]))
 
 
@@ -222,10 +222,10 @@ def measure(detector: str, model: str, settings_json: str):
 def measure_scaled(detector: str, model: str, settings_json: str) -> list[dict]:
     from vision_backend import samples
 
-    truth = json.loads((samples.photos_dir() / "face_boxes.json").read_text())
+    truth = samples.annotated_faces()
     chosen = json.loads(settings_json)
     scaled = fd.evaluate_at_scales(lambda image: fd.detect(detector, load_model(model), image, **chosen),
-                                   [samples.load_sample(p) for p in truth], [truth[p]["boxes_xyxy"] for p in truth])
+                                   [samples.load_sample(p) for p in truth], list(truth.values()))
     return [{"photo size (%)": round(factor * 100), "recall": r.recall, "precision": r.precision,
              "found": f"{r.true_positives}/{r.faces}"} for factor, r in scaled.items()]
 

@@ -16,14 +16,13 @@ from vision_backend.detections import Detections
 ASTRONAUT = "Astronaut (scikit-image)"
 ASTRONAUT_FACE = np.array([[176, 62, 272, 172]])  # annotated by hand: hairline to chin, ear to ear
 GROUPS = ["group_3faces.jpg", "group_7faces_family.jpg", "group_7faces_elvis.jpg"]
-NO_FACE = ["no_face_eagle.jpg", "no_face_landscape_santorini.jpg"]
 MIN_RECALL = {"hog": 17, "mtcnn": 17, "yunet": 16, "haar": 15}
 
 
 @pytest.fixture(scope="module")
-def truth() -> dict:
+def truth() -> dict[str, np.ndarray]:
     require_real("photos")
-    return json.loads((samples.photos_dir() / "face_boxes.json").read_text())
+    return samples.annotated_faces()
 
 
 def run(real_model, detector: str, image: np.ndarray, **settings) -> Detections:
@@ -41,7 +40,7 @@ def test_finds_the_astronaut(real_model, detector: str) -> None:
 @pytest.mark.parametrize("detector", list(fd.DETECTORS))
 def test_group_photos_recall_and_precision(real_model, truth, detector: str) -> None:
     found = [run(real_model, detector, samples.load_sample(p)) for p in GROUPS]
-    result = fd.evaluate(found, [truth[p]["boxes_xyxy"] for p in GROUPS])
+    result = fd.evaluate(found, [truth[p] for p in GROUPS])
     assert result.faces == 17
     assert result.true_positives >= MIN_RECALL[detector]
     assert result.precision >= 0.9
@@ -51,7 +50,7 @@ def test_group_photos_recall_and_precision(real_model, truth, detector: str) -> 
 @pytest.mark.parametrize("detector, at_least", [("mtcnn", 17), ("yunet", 16)])
 def test_recall_holds_when_the_photos_come_smaller_or_larger(real_model, truth, detector: str, at_least: int) -> None:
     photos = [samples.load_sample(p) for p in GROUPS]
-    boxes = [truth[p]["boxes_xyxy"] for p in GROUPS]
+    boxes = [truth[p] for p in GROUPS]
     model = real_model(fd.DETECTORS[detector].model)
     seen: list[float] = []
     results = fd.evaluate_at_scales(lambda image: fd.detect(detector, model, image), photos, boxes, progress=seen.append)
@@ -65,7 +64,7 @@ def test_recall_holds_when_the_photos_come_smaller_or_larger(real_model, truth, 
 @pytest.mark.parametrize("detector", list(fd.DETECTORS))
 def test_no_face_photos_and_noise_give_no_face(real_model, detector: str) -> None:
     require_real("photos")
-    for photo in NO_FACE:
+    for photo in samples.NO_FACE_PHOTOS:
         assert len(run(real_model, detector, samples.load_sample(photo))) == 0, photo
     noise = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     assert len(run(real_model, detector, noise)) == 0
@@ -137,13 +136,13 @@ def test_haar_thorough_setup_finds_a_tilted_head(real_model, degrees: int) -> No
 
 def test_haar_thorough_setup_on_the_group_photos(real_model, truth) -> None:
     found = [run(real_model, "haar", samples.load_sample(p), **fd.HAAR_THOROUGH) for p in GROUPS]
-    result = fd.evaluate(found, [truth[p]["boxes_xyxy"] for p in GROUPS])
+    result = fd.evaluate(found, [truth[p] for p in GROUPS])
     assert result.true_positives >= 16 and result.precision >= 0.9
     fast = fd.evaluate([run(real_model, "haar", samples.load_sample(p)) for p in GROUPS],
-                       [truth[p]["boxes_xyxy"] for p in GROUPS])
+                       [truth[p] for p in GROUPS])
     assert result.true_positives > fast.true_positives, "the tilted head in the family photo is found"
     noise = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    for image in [samples.load_sample(p) for p in NO_FACE] + [noise]:
+    for image in [samples.load_sample(p) for p in samples.NO_FACE_PHOTOS] + [noise]:
         assert len(run(real_model, "haar", image, **fd.HAAR_THOROUGH)) == 0
     assert len(run(real_model, "haar", samples.load_sample(ASTRONAUT), **fd.HAAR_THOROUGH)) == 1
 

@@ -7,6 +7,7 @@ here when present.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -22,10 +23,17 @@ _SKIMAGE = {
     "Rocket (scikit-image)": "rocket",
 }
 _PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+NO_FACE_PHOTOS = ("no_face_eagle.jpg", "no_face_landscape_santorini.jpg")
 
 
 def photos_dir() -> Path:
     return card("photos").files[0].local
+
+
+def annotated_faces() -> dict[str, np.ndarray]:
+    """The group photos whose faces were annotated by hand (dlib's annotations): photo name -> xyxy boxes."""
+    truth = json.loads((photos_dir() / "face_boxes.json").read_text())
+    return {name: np.asarray(entry["boxes_xyxy"], np.float64).reshape(-1, 4) for name, entry in truth.items()}
 
 
 def sample_names() -> list[str]:
