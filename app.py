@@ -1,22 +1,30 @@
 """Vision Lab: the home page and navigation. Run with ``streamlit run app.py``."""
 
+from pathlib import Path
+
 import streamlit as st
 
-from pages._shared import photo_source
+from pages._shared import photo_source, remember_widgets
+from vision_backend import engines
 
-st.set_page_config(page_title="Vision Lab", page_icon=":material/biotech:", layout="wide")
+st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"), layout="wide")
+engines.warm_up()  # once per process: the engines import in the background before sessions race them
 
 TOPICS = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/cnn_basics.py", title="CNN basics", icon=":material/grid_on:", url_path="cnn_basics"),
     st.Page("pages/train_cnn.py", title="Train a CNN", icon=":material/show_chart:", url_path="train_cnn"),
     st.Page("pages/pretrained.py", title="Pretrained CNNs", icon=":material/label:", url_path="pretrained"),
-    st.Page("pages/transfer_learning.py", title="Transfer learning", icon=":material/model_training:", url_path="transfer_learning"),
+    st.Page("pages/transfer_learning.py", title="Transfer learning", icon=":material/model_training:",
+            url_path="transfer_learning"),
     st.Page("pages/face_detection.py", title="Face detection", icon=":material/face:", url_path="face_detection"),
-    st.Page("pages/face_recognition.py", title="Face recognition", icon=":material/badge:", url_path="face_recognition"),
-    st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:", url_path="object_detection"),
+    st.Page("pages/face_recognition.py", title="Face recognition", icon=":material/badge:",
+            url_path="face_recognition"),
+    st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:",
+            url_path="object_detection"),
 ]
 
 page = st.navigation(TOPICS)
 photo_source()
 page.run()
+remember_widgets()

@@ -1,46 +1,67 @@
-"""Face detectors: latency on a 640x480 photo, and recall/precision on the 17 annotated faces.
+"""Face detectors: latency on a 640x480 photo beside the bare library call, and recall/precision on the 17
+annotated faces.
 
 Each detector at its page defaults, and Viola-Jones also in its thorough setup (``haar_thorough_*``).
-``*_scaled_photos_recall_min`` / ``_median``: recall over the same photos resized to 80-120%, which
-tells a detector that finds faces from a setting that only suits these 17 faces at one size.
+``*_vs_raw``: the detector object's time over the library's own call at the same settings (the product's
+overhead: resizing, checks, the Detections structure). ``*_scaled_photos_recall_min`` / ``_median``: recall
+over the same photos resized to 80-120%, which tells a detector that finds faces from a setting that only
+suits these 17 faces at one size.
 
 python bench/face_detection.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-
 import cv2
+import numpy as np
 
-from _common import Recorder, median_ms
+from _harness import Bench
 
-from vision_backend import models, samples  # noqa: E402
-from vision_backend import face_detection as fd  # noqa: E402
+from vision_backend import samples  # noqa: E402
+from vision_backend.face_detection import DETECTORS  # noqa: E402
+from vision_backend.face_detection import evaluate as fde  # noqa: E402
+from vision_backend.imageops import fit_long_side  # noqa: E402
+
+FIGURES = {"viola_jones": "haar", "dlib_hog": "hog", "mtcnn": "mtcnn", "yunet": "yunet"}
+
+
+def bare_call(name: str, photo: np.ndarray, settings: dict):
+    """The library's own call at the detector's settings, on the same working copy of the photo."""
+    detector = DETECTORS[name]
+    if name == "viola_jones":
+        small, _ = fit_long_side(photo, settings["max_side"])
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        cascade = detector.runtime(settings["cascade"])
+        return lambda: cascade.detectMultiScale(grey, settings["scale_factor"], settings["min_neighbors"],
+                                                minSize=(settings["min_size"],) * 2)
+    if name == "dlib_hog":
+        factor = max(photo.shape[:2]) / settings["work_side"]
+        work = np.ascontiguousarray(cv2.resize(photo, None, fx=1 / factor, fy=1 / factor))
+        return lambda: detector.runtime().run(work, settings["upsample"], settings["threshold"])
+    if name == "mtcnn":
+        return lambda: detector.runtime().detect_faces(photo, min_face_size=settings["min_face_size"])
+    yunet = detector.runtime()
+    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+    yunet.setInputSize((photo.shape[1], photo.shape[0]))
+    return lambda: yunet.detect(bgr)
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    record = Recorder("face_detection")
-    models.card("photos").require()
-    truth = samples.annotated_faces()
-    photos = [samples.load_sample(p) for p in truth]
-    boxes = list(truth.values())
+    bench = Bench("face_detection", __doc__)
     photo = cv2.resize(samples.load_sample("group_7faces_family.jpg"), (640, 480), interpolation=cv2.INTER_CUBIC)
-    setups = [(name, name, {}) for name in fd.DETECTORS] + [("haar_thorough", "haar", fd.HAAR_THOROUGH)]
-    for figure, name, settings in setups:
-        model = models.load(fd.DETECTORS[name].model)
-        ms = median_ms(lambda: fd.detect(name, model, photo, **settings), repeats=5 if args.quick else 21, warmup=2)
-        record(f"{figure}_640x480_ms", ms, "ms")
-        result = fd.evaluate([fd.detect(name, model, image, **settings) for image in photos], boxes)
-        record(f"{figure}_group_photos_recall", result.recall, "fraction")
-        record(f"{figure}_group_photos_precision", result.precision, "fraction")
-        scaled = fd.evaluate_at_scales(lambda image: fd.detect(name, model, image, **settings), photos, boxes)
-        recalls = sorted(r.recall for r in scaled.values())
-        record(f"{figure}_scaled_photos_recall_min", recalls[0], "fraction")
-        record(f"{figure}_scaled_photos_recall_median", recalls[len(recalls) // 2], "fraction")
-    record.save()
+    setups = [(figure, name, {}) for name, figure in FIGURES.items()]
+    setups.append(("haar_thorough", "viola_jones", DETECTORS["viola_jones"].presets["Thorough"]))
+    for figure, name, overrides in setups:
+        detector = DETECTORS[name]
+        settings = detector.settings(overrides)
+        bench.compare(f"{figure}_640x480", lambda: detector.detect(photo, **settings),
+                      bare_call(name, photo, settings), repeats=bench.repeats(21, 5))
+        measured = fde.measure_group_photos(detector, settings)
+        bench.record(f"{figure}_group_photos_recall", measured.evaluation.recall, "fraction")
+        bench.record(f"{figure}_group_photos_precision", measured.evaluation.precision, "fraction")
+        recalls = sorted(r.recall for r in fde.measure_at_scales(detector, settings).values())
+        bench.record(f"{figure}_scaled_photos_recall_min", recalls[0], "fraction")
+        bench.record(f"{figure}_scaled_photos_recall_median", recalls[len(recalls) // 2], "fraction")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every page shares: the current photo, cached models, and friendly errors.
+"""What every page shares: the current photo, settings widgets built from a model's parameters,
+settings that survive page switches, models fetched on first use, and friendly errors.
 
 Not a page itself (the underscore): imported by ``app.py`` and the topic pages.
 """
@@ -7,50 +8,117 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import streamlit as st
 
-from vision_backend import models, samples
+from vision_backend import fetch, models, samples
+from vision_backend.cards import ModelCard, ModelMissingError
 from vision_backend.intake import SUPPORTED, ImageIntakeError, read_image
-
-def _leave_folder_mode() -> None:
-    """Make the very first request of a fresh server use ``app.py``'s navigation.
-
-    Streamlit sees our ``pages/`` folder at start-up and, until ``st.navigation`` is first
-    called, serves a page URL opened directly (``/face_detection``) in its old folder-based
-    mode: the page script alone, without ``app.py``'s sidebar. Leaving that mode and
-    rerunning once sends the request through ``app.py``. (Runs at first import only.)
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_leave_folder_mode()
+from vision_backend.model import Model, Param
+from vision_backend.storage import InvalidName, NameTaken
+from vision_backend.workspace import Workspace
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 DEFAULT_SAMPLE = "Astronaut (scikit-image)"
+APP = Path(__file__).resolve().parents[1] / "app.py"
 log = logging.getLogger("vision_lab")
 
 
-@st.cache_resource(show_spinner="Loading model…")
-def load_model(name: str) -> Any:
-    """One instance per process, shared by all sessions: treat it as read-only."""
-    return models.load(name)
+# ---- settings that stay put ------------------------------------------------------------------------
+def keep(key: str, default: Any = None) -> str:
+    """``key`` for a widget whose value survives page switches and reruns.
+
+    Streamlit forgets a widget's value when a run does not draw it (another page was shown); a
+    value also kept under a key of our own is put back before the widget is drawn again.
+    """
+    kept = st.session_state.setdefault("_kept", {})
+    if key not in st.session_state:
+        st.session_state[key] = kept.get(key, default)
+    kept[key] = st.session_state[key]
+    return key
 
 
-@st.cache_resource(show_spinner="Loading the saved model…", max_entries=4)
-def load_saved_model(path: str, modified: float) -> Any:
-    """A model someone trained here, from its .keras file (``modified``: a retrained file loads afresh)."""
-    import keras
+def remember_widgets() -> None:
+    """Copy every kept widget's current value into the keep (called once per run, by ``app.py``)."""
+    kept = st.session_state.setdefault("_kept", {})
+    for key in kept:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
 
-    return keras.models.load_model(path)
+
+def setting_key(prefix: str, model: Model, param: Param) -> str:
+    return f"{prefix}:{model.name}:{param.name}"
 
 
+def _apply_preset(prefix: str, model: Model) -> None:
+    """Move a model's widgets to the chosen preset (runs before they are drawn again)."""
+    preset = {**model.defaults(), **model.presets[st.session_state[f"{prefix}:{model.name}:preset"]]}
+    for param in model.params:
+        st.session_state[setting_key(prefix, model, param)] = preset[param.name]
+
+
+def param_widget(param: Param, key: str) -> Any:
+    """The widget that fits ``param``: a toggle, a slider, a select slider (numbers) or a select box."""
+    if param.kind == "toggle":
+        return st.toggle(param.label, key=key, help=param.help or None)
+    if param.kind == "choice":
+        numeric = all(isinstance(o, (int, float)) for o in param.options)
+        widget = st.select_slider if numeric else st.selectbox
+        return widget(param.label, list(param.options), key=key, help=param.help or None,
+                      format_func=param.label_of)
+    return st.slider(param.label, param.low, param.high, step=param.step, key=key, help=param.help or None)
+
+
+def param_widgets(model: Model, prefix: str) -> dict[str, Any]:
+    """One widget per parameter of ``model`` (and a switch for its presets); returns the settings."""
+    if model.presets:
+        st.radio("Setup", list(model.presets), key=keep(f"{prefix}:{model.name}:preset", next(iter(model.presets))),
+                 on_change=_apply_preset, args=(prefix, model), horizontal=True)
+    return {p.name: param_widget(p, keep(setting_key(prefix, model, p), p.default)) for p in model.params}
+
+
+def current_settings(model: Model, prefix: str) -> dict[str, Any]:
+    """The settings chosen for ``model`` on this page, without drawing its widgets (defaults until changed)."""
+    kept = st.session_state.get("_kept", {})
+    return {p.name: st.session_state.get(setting_key(prefix, model, p), kept.get(setting_key(prefix, model, p),
+                                                                               p.default)) for p in model.params}
+
+
+# ---- models fetched on first use -----------------------------------------------------------------
+def ensure_ready(card: ModelCard) -> bool:
+    """True when ``card``'s files are here; otherwise fetch them with a progress bar (MB, source,
+    licence), or say in one line what is missing and how to get it. Never raises."""
+    if card.ready():
+        return True
+    total_mb = card.download_size() / 1e6
+    bar = st.progress(0.0, f"Getting {card.title} ({total_mb:.0f} MB, {card.licence}) — first use only…")
+
+    def progress(asset: Any, done: int, total: int | None) -> None:
+        share = done / total if total else 0.0
+        bar.progress(min(share, 1.0), f"Getting {card.title}: {asset.name} {done / 1e6:.1f}"
+                                      f"{f' of {total / 1e6:.1f}' if total else ''} MB · {card.licence}")
+
+    outcome = fetch.ensure(card, progress) if card.downloadable() else None
+    bar.empty()
+    if outcome is not None and outcome.ok and card.ready():
+        return True
+    reason = outcome.message if outcome is not None else "it has no public download here"
+    st.warning(f"**{card.title}** is not on this machine: {reason}", icon=":material/download:")
+    st.code(card.how_to_get(), language="bash")
+    return False
+
+
+def ready_model(name: str) -> Model | None:
+    """The registered model ``name`` once its files are here (fetched on first use), else None."""
+    model = models.get(name)
+    return model if ensure_ready(model.card) else None
+
+
+# ---- the photo --------------------------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner=False)
 def decode_upload(data: bytes, name: str) -> np.ndarray:
     return read_image(data, name)
@@ -66,14 +134,14 @@ def friendly_errors() -> Iterator[None]:
     """Turn any failure inside the block into a message in the page, never a traceback."""
     try:
         yield
-    except ImageIntakeError as error:
-        st.error(str(error), icon=":material/broken_image:")
-    except models.ModelMissingError as error:
-        st.warning(f"**{error.card.title}** is not on this machine. Get it with:", icon=":material/download:")
-        st.code(error.card.how_to_get(), language="bash")
-    except Exception as error:  # the last line of defence for the browser
+    except (ImageIntakeError, InvalidName, NameTaken) as error:
+        st.error(str(error), icon=":material/error:")
+    except ModelMissingError as error:
+        ensure_ready(error.card)
+    except Exception:  # the last line of defence for the browser
         log.exception("page failed")
-        st.error(f"Something went wrong: {type(error).__name__}: {error}", icon=":material/error:")
+        st.error("Something went wrong on this part of the page; the rest still works. "
+                 "The server's log has the details.", icon=":material/error:")
 
 
 def photo_source(where: Any = None) -> None:
@@ -82,32 +150,23 @@ def photo_source(where: Any = None) -> None:
     The choice lands in ``st.session_state.photo`` as ``(name, rgb array)`` so one photo
     flows through every topic; a bad upload leaves the previous photo in place.
     """
-    for key in ("photo_source", "sample_name"):  # widget state is dropped on a page switch; keep it
-        if key not in st.session_state and f"_{key}" in st.session_state:
-            st.session_state[key] = st.session_state[f"_{key}"]
     with where or st.sidebar:
         st.subheader("Your photo")
-        source = st.radio("Source", ["Sample", "Upload", "Camera"], horizontal=True, key="photo_source",
+        source = st.radio("Source", ["Sample", "Upload", "Camera"], horizontal=True, key=keep("photo_source", "Sample"),
                           label_visibility="collapsed")
         if source == "Sample":
             names = samples.sample_names()
-            name = st.selectbox("Sample photo", names, key="sample_name",
-                                index=names.index(DEFAULT_SAMPLE))
-            st.session_state._sample_name = name
+            name = st.selectbox("Sample photo", names, key=keep("sample_name", DEFAULT_SAMPLE))
             st.session_state.photo = (name, sample_photo(name))
         else:
-            if source == "Upload":
-                upload = st.file_uploader(f"Upload a photo ({SUPPORTED})", type=UPLOAD_TYPES, key="photo_upload")
-            else:
-                upload = st.camera_input("Take a photo", key="photo_camera")
+            upload = st.file_uploader(f"Upload a photo ({SUPPORTED})", type=UPLOAD_TYPES, key="photo_upload") \
+                if source == "Upload" else st.camera_input("Take a photo", key="photo_camera")
             if upload is not None:
                 try:
                     st.session_state.photo = (upload.name, decode_upload(upload.getvalue(), upload.name))
                 except ImageIntakeError as error:
                     st.error(str(error), icon=":material/broken_image:")
-        if "photo" not in st.session_state:
-            st.session_state.photo = (DEFAULT_SAMPLE, sample_photo(DEFAULT_SAMPLE))
-        name, image = st.session_state.photo
+        name, image = current_photo()
         st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]}", width="stretch")
 
 
@@ -118,5 +177,36 @@ def current_photo() -> tuple[str, np.ndarray]:
     return st.session_state.photo
 
 
-def coming_next(what: str) -> None:
-    st.info(f"Coming next: {what}", icon=":material/construction:")
+# ---- every page ---------------------------------------------------------------------------------
+def _via_app() -> bool:
+    """True when this run came through ``app.py``'s navigation (its frame is on the stack)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if Path(frame.f_code.co_filename) == APP:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def start_page(title: str, caption: str) -> None:
+    """A page's title and one-line caption, after making sure the run has the whole app.
+
+    Streamlit sees our ``pages/`` folder at start-up and, until ``st.navigation`` is first called
+    in the process, runs a page URL opened directly (``/face_detection``) in its old folder mode:
+    the page script alone, without ``app.py``'s navigation and photo picker. Every session that
+    arrives before that (eight visitors opening the link together on a cold server) would get the
+    bare page. Any page run that did not come through ``app.py`` leaves that mode and runs again.
+    """
+    if not _via_app():
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.title(title)
+    st.caption(caption)
+
+
+# ---- the person's workspace ------------------------------------------------------------------------
+def workspace() -> Workspace:
+    """Where what this person makes lives (one local workspace until sign-in is configured)."""
+    return Workspace.local()

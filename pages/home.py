@@ -3,14 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_photo
+from pages._shared import current_photo, start_page
 from vision_backend import models
-
-st.title(":material/biotech: Vision Lab")
-st.write(
-    "A hands-on tour of the classic computer-vision pipeline on real pretrained models. "
-    "Pick a photo in the sidebar (a sample, an upload or your camera); every topic works on it."
-)
 
 TOPICS = [
     ("pages/cnn_basics.py", "CNN basics", "Convolution kernels, feature maps and pooling on your own photo."),
@@ -21,6 +15,9 @@ TOPICS = [
     ("pages/face_recognition.py", "Face recognition", "Face embeddings: enrol, recognise, verify, LFW accuracy."),
     ("pages/object_detection.py", "Object detection", "Selective search, IoU, NMS and COCO detectors with masks."),
 ]
+
+start_page(":material/biotech: Vision Lab", "A hands-on tour of the classic computer-vision pipeline on real "
+           "pretrained models. Pick a photo in the sidebar (a sample, an upload or your camera); every topic works on it.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -34,10 +31,7 @@ with right:
 
 st.subheader("Models and data")
 table = pd.DataFrame(models.status())
-ready = int(table["ready"].sum())
-st.caption(f"{ready} of {len(table)} ready. Missing ones say the command that gets them.")
-st.dataframe(
-    table[["status", "title", "task", "kind", "licence", "accuracy", "get it with"]],
-    hide_index=True, width="stretch",
-    column_config={"status": st.column_config.TextColumn(width="small")},
-)
+st.caption(f"{int(table['ready'].sum())} of {len(table)} ready. Missing ones are fetched the first time a page "
+           "needs them, or say the command that gets them.")
+st.dataframe(table[["status", "title", "task", "kind", "licence", "accuracy", "get it with"]], hide_index=True,
+             width="stretch", column_config={"status": st.column_config.TextColumn(width="small")})

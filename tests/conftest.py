@@ -56,16 +56,13 @@ def require_real(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def real_model():
-    """Load a real registered model once per test session (as the pages' cache does)."""
+    """The registered model ``name`` (its one shared instance, as the pages use it), once its real
+    files are here; its engine loads on first use and stays loaded for the test session."""
     from vision_backend import models
-
-    loaded: dict[str, object] = {}
 
     def get(name: str):
         require_real(name)
-        if name not in loaded:
-            loaded[name] = models.load(name)
-        return loaded[name]
+        return models.get(name)
 
     return get
 

@@ -98,15 +98,24 @@ def to_display(feature_map: np.ndarray) -> np.ndarray:
 
 
 # ---- what a real CNN sees ------------------------------------------------------------------
+def output_shape(layer: Any) -> tuple | None:
+    """A Keras layer's output shape, or None for a layer without one (an unbuilt or multi-output layer)."""
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+
+
+def is_spatial(layer: Any) -> bool:
+    """True for a layer whose output is a stack of feature maps (N, H, W, C) larger than 1x1."""
+    shape = output_shape(layer)
+    return shape is not None and len(shape) == 4 and bool(shape[1]) and shape[1] > 1
+
+
 def conv_layers(model: Any) -> list[str]:
     """Names of the layers with spatial outputs, input to output (the ones worth looking at)."""
-    names = []
-    for layer in model.layers:
-        shape = getattr(layer, "output", None) is not None and layer.output.shape
-        if shape is not None and len(shape) == 4 and type(layer).__name__ in {"Conv2D", "DepthwiseConv2D", "ReLU",
-                                                                               "Activation"}:
-            names.append(layer.name)
-    return names
+    kinds = {"Conv2D", "DepthwiseConv2D", "ReLU", "Activation"}
+    return [layer.name for layer in model.layers if is_spatial(layer) and type(layer).__name__ in kinds]
 
 
 def feature_maps(model: Any, layer: str, batch: np.ndarray, count: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +123,9 @@ def feature_maps(model: Any, layer: str, batch: np.ndarray, count: int = 16) -> 
 
     Returns the maps (count, H, W) and their channel indices.
     """
-    import keras
+    from vision_backend import engines
 
-    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    probe = engines.keras().Model(model.inputs, model.get_layer(layer).output)
     maps = np.asarray(probe.predict_on_batch(batch[:1]))[0]
     order = np.argsort(-maps.mean(axis=(0, 1)), kind="stable")[:count]
     return maps[:, :, order].transpose(2, 0, 1), order

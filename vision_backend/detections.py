@@ -48,11 +48,15 @@ class Detections:
         keep = np.asarray(keep)
         if keep.dtype != bool:
             keep = keep.astype(np.int64).reshape(-1)
-        return replace(
-            self, boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep],
+        return self._with(
+            boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep],
             landmarks=None if self.landmarks is None else self.landmarks[keep],
             masks=None if self.masks is None else self.masks[keep],
         )
+
+    def _with(self, **changes: Any) -> "Detections":
+        """A copy with ``changes``, and its own ``meta`` (a filtered copy must not share the original's)."""
+        return replace(self, meta=dict(self.meta), **changes)
 
     @property
     def names(self) -> list[str]:
@@ -62,8 +66,8 @@ class Detections:
         """Boxes and landmarks multiplied by ``factor`` (map a downscaled run back to the photo)."""
         if factor == 1:
             return self
-        return replace(
-            self, boxes=self.boxes * factor,
+        return self._with(
+            boxes=self.boxes * factor,
             landmarks=None if self.landmarks is None else self.landmarks * factor,
         )
 
@@ -71,7 +75,19 @@ class Detections:
         boxes = self.boxes.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        return replace(self, boxes=boxes)
+        return self._with(boxes=boxes)
+
+    def finite(self) -> "Detections":
+        """Only the rows whose box, score and landmarks are finite numbers (a model can return NaN
+        on a degenerate input, and a NaN box cannot be drawn, matched or exported)."""
+        keep = np.isfinite(self.boxes).all(1) & np.isfinite(self.scores)
+        if self.landmarks is not None and len(self):
+            keep &= np.isfinite(self.landmarks).reshape(len(self), -1).all(1)
+        return self if keep.all() else self[keep]
+
+    def sorted(self) -> "Detections":
+        """Best score first."""
+        return self[np.argsort(-self.scores, kind="stable")]
 
     def to_records(self) -> list[dict[str, Any]]:
         """JSON-ready rows (box as xyxy pixel floats rounded to 0.1)."""

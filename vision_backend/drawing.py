@@ -116,6 +116,16 @@ def heat(values: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
 
 
+def tint_rectangles(image: np.ndarray, rects: list[tuple]) -> np.ndarray:
+    """Rectangles (x, y, w, h, weight) tinted white where the weight is positive, black where negative:
+    how a Haar feature is drawn."""
+    out = image.copy()
+    for x, y, w, h, weight in rects:
+        region = out[y : y + h, x : x + w]
+        region[:] = (0.45 * region + 0.55 * (255 if weight > 0 else 0)).astype(np.uint8)
+    return out
+
+
 def draw_masks(image: np.ndarray, detections: Detections, opacity: float = 0.5, outline: bool = True) -> np.ndarray:
     """Instance masks blended over the photo in each class's colour, with a thin outline."""
     out = image.copy()
@@ -150,3 +160,22 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4
     values = cv2.resize(np.asarray(heatmap, np.float32), (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     coloured = cv2.cvtColor(cv2.applyColorMap((values * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     return (image * (1 - opacity) + coloured * opacity).round().astype(np.uint8)
+
+
+def keep_only(image: np.ndarray, found: Detections, class_name: str = "person",
+              background: tuple[int, int, int] | None = (255, 255, 255), blur: int = 0) -> np.ndarray:
+    """Background removal from instance masks: keep the pixels of ``class_name`` instances only.
+
+    ``background`` paints everything else a colour; ``blur`` > 0 blurs it instead (as video calls do).
+    """
+    if found.masks is None:
+        raise ValueError("this detector gives boxes only; pick one with masks")
+    wanted = [i for i, n in enumerate(found.names) if n == class_name]
+    keep = np.any(found.masks[wanted], axis=0) if wanted else np.zeros(image.shape[:2], bool)
+    if blur:
+        k = blur | 1
+        rest = cv2.GaussianBlur(image, (k, k), 0)
+    else:
+        rest = np.empty_like(image)
+        rest[:] = background
+    return np.where(keep[:, :, None], image, rest)

@@ -13,8 +13,14 @@ from typing import Callable
 
 import numpy as np
 
+from vision_backend.cards import AssetFile, ModelCard
 from vision_backend.intake import read_image_file
-from vision_backend.models import card
+
+PHOTOS = ModelCard(
+    name="photos", title="Demo photos (faces, groups, objects)", task="photos", kind="dataset", seedable=True,
+    files=(AssetFile("datasets/vision_lab/photos", is_tree=True),),
+    licence="see ../shared/MANIFEST.md (press photos: testing only)",
+)
 
 _SKIMAGE = {
     "Astronaut (scikit-image)": "astronaut",
@@ -27,7 +33,7 @@ NO_FACE_PHOTOS = ("no_face_eagle.jpg", "no_face_landscape_santorini.jpg")
 
 
 def photos_dir() -> Path:
-    return card("photos").files[0].local
+    return PHOTOS.files[0].local
 
 
 def annotated_faces() -> dict[str, np.ndarray]:

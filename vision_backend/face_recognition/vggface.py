@@ -16,7 +16,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision_backend.detections import Detections
 
 MEAN_BGR = np.array([91.4953, 103.8827, 131.0912], np.float32)  # keras-vggface utils.preprocess_input(version=2)
 GROW = 0.3  # VGGFace2 crops the detector's box extended by 30%
@@ -35,8 +34,10 @@ def file_name(name: str) -> str:
 
 def resnet50(pooling: str = "avg") -> Any:
     """keras-vggface ``RESNET50(include_top=False, pooling=...)``: 224x224x3 in, 2048-d out."""
-    import keras
-    from keras import layers
+    from vision_backend import engines
+
+    keras = engines.keras()
+    layers = keras.layers
 
     def conv_bn(x: Any, filters: int, size: int, name: str, strides: int = 1, padding: str = "valid") -> Any:
         x = layers.Conv2D(filters, size, strides=strides, padding=padding, use_bias=False, name=keras_name(name))(x)
@@ -86,13 +87,6 @@ def load_weights(model: Any, path: Path) -> int:
     return len(loaded)
 
 
-def load_vggface_resnet50(card: Any) -> Any:
-    """The registry's loader for ``vggface2_resnet50``."""
-    model = resnet50()
-    load_weights(model, card.path())
-    return model
-
-
 def crop(image: np.ndarray, box: np.ndarray, grow: float = GROW) -> np.ndarray:
     """The box grown by ``grow`` of its size on every side (padded with edge pixels), 224x224."""
     x1, y1, x2, y2 = box
@@ -107,11 +101,3 @@ def crop(image: np.ndarray, box: np.ndarray, grow: float = GROW) -> np.ndarray:
 def preprocess(crops: np.ndarray) -> np.ndarray:
     """keras-vggface ``preprocess_input(version=2)``: RGB -> BGR, minus the VGGFace2 channel means."""
     return np.asarray(crops, np.float32)[..., ::-1] - MEAN_BGR
-
-
-def embed(model: Any, image: np.ndarray, faces: Detections) -> tuple[np.ndarray, list[np.ndarray]]:
-    from vision_backend.face_recognition import l2_normalise
-
-    crops = [crop(image, box) for box in faces.boxes]
-    vectors = np.asarray(model.predict_on_batch(preprocess(np.stack(crops))))
-    return l2_normalise(vectors), crops

@@ -1,0 +1,100 @@
+"""The one harness every benchmark script uses: arguments, warm-up, medians, records, ratios.
+
+A script says what it measures and nothing else::
+
+    bench = Bench("face_detection", __doc__)
+    bench.compare("yunet_640x480", lambda: product(), lambda: bare_library_call())
+    bench.record("yunet_group_photos_recall", 0.94, "fraction")
+
+Every figure is printed as ``name value unit`` and appended to ``bench/results.json`` as soon as
+it is measured (a long run stopped half-way keeps what it measured). This shared VM's speed moves
+by 1.4-4x from day to day, so :meth:`Bench.compare` times the product and the bare library call
+at the same settings in the same run, alternating them, and records the ratio ``NAME_vs_raw``
+(product over bare): a ratio holds across days where a time does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(os.environ.get("VISION_BENCH_RESULTS") or ROOT / "bench" / "results.json")
+"""Where figures go (``VISION_BENCH_RESULTS`` points a trial run elsewhere)."""
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()} {os.cpu_count()} cores {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return (time.perf_counter() - start) * 1000
+
+
+class Bench:
+    """One benchmark run: ``--quick`` for fewer repeats, and a record of every figure."""
+
+    def __init__(self, name: str, doc: str | None = None, argv: list[str] | None = None,
+                 extra: Callable[[argparse.ArgumentParser], None] | None = None):
+        parser = argparse.ArgumentParser(prog=f"python bench/{name}.py", description=(doc or "").split("\n")[0])
+        parser.add_argument("--quick", action="store_true", help="fewer repeats: a check that it runs, not a figure")
+        if extra:
+            extra(parser)
+        self.args = parser.parse_args(argv)
+        self.quick = self.args.quick
+        self.name = name
+
+    def repeats(self, full: int, quick: int = 3) -> int:
+        return quick if self.quick else full
+
+    def time(self, function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+        """Median wall time of ``function`` in milliseconds, after ``warmup`` untimed calls."""
+        for _ in range(warmup):
+            function()
+        return statistics.median(_timed(function) for _ in range(repeats))
+
+    def compare(self, name: str, product: Callable[[], object], raw: Callable[[], object], repeats: int,
+                warmup: int = 2) -> float:
+        """Times ``product`` and the bare library call ``raw``, alternating, and records ``NAME_ms``,
+        ``NAME_raw_ms`` and ``NAME_vs_raw`` (product / raw). Returns the product's median."""
+        for _ in range(warmup):
+            product()
+            raw()
+        mine, bare = [], []
+        for _ in range(repeats):
+            mine.append(_timed(product))
+            bare.append(_timed(raw))
+        product_ms, raw_ms = statistics.median(mine), statistics.median(bare)
+        self.record(f"{name}_ms", product_ms, "ms")
+        self.record(f"{name}_raw_ms", raw_ms, "ms")
+        self.record(f"{name}_vs_raw", product_ms / raw_ms, "ratio")
+        return product_ms
+
+    def record(self, name: str, value: float, unit: str) -> None:
+        value = float(f"{float(value):.4g}") if abs(value) < 10 else round(float(value), 2)
+        print(f"{name} {value} {unit}", flush=True)
+        row = {"bench": self.name, "name": name, "value": value, "unit": unit, "quick": self.quick,
+               "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+        existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+        partial = RESULTS.with_name(f".results.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(existing + [row], indent=1) + "\n")
+        partial.replace(RESULTS)

@@ -1,0 +1,110 @@
+"""Reading a ZIP of class folders safely: streamed, capped, and every skipped entry said with its reason.
+
+An uploaded archive is hostile until proven otherwise. Entries are read in blocks with a running
+count, so an entry that inflates past its cap (a ZIP bomb) is stopped after the cap, not after it
+has filled memory; the archive as a whole, and the number of entries, are capped too. Folders,
+links, hidden files and entries outside ``<class>/<image>`` are skipped with a reason each. Entry
+names never become paths: the class is the entry's parent folder's name, checked by the one
+naming rule, and the image is kept under its content hash.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO, Iterator
+
+from vision_backend.intake import MAX_BYTES
+from vision_backend.storage import InvalidName, check_name
+
+MAX_ENTRIES = 5_000
+MAX_TOTAL_BYTES = 1 << 30  # 1 GiB inflated in all: a large photo collection, not a bomb
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image of the archive: its class, its name inside the archive, and its bytes."""
+
+    label: str
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+class ArchiveError(ValueError):
+    """The upload is not a ZIP we can read at all; ``str(error)`` is for the person."""
+
+
+def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
+    """The entry's bytes, or None as soon as more than ``cap`` come out of it."""
+    parts, total = [], 0
+    with archive.open(info) as handle:
+        while block := handle.read(BLOCK):
+            total += len(block)
+            if total > cap:
+                return None
+            parts.append(block)
+    return b"".join(parts)
+
+
+def _why_not(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry is not an image of a class, or None when it may be one."""
+    path = PurePosixPath(info.filename.replace("\\", "/"))
+    if info.is_dir():
+        return "a folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a link, not a file"
+    if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
+        return "a hidden or system file"
+    if len(path.parts) < 2:
+        return "not inside a class folder (the layout is <class>/<image>)"
+    if info.file_size > MAX_BYTES:
+        return f"{info.file_size / 2**20:.0f} MB inflated; the limit for one photo is {MAX_BYTES / 2**20:.0f} MB"
+    return None
+
+
+def class_images(source: bytes | BinaryIO, max_entries: int = MAX_ENTRIES, max_total: int = MAX_TOTAL_BYTES,
+                 max_entry: int = MAX_BYTES) -> Iterator[Entry | Skipped]:
+    """Every ``<class>/<image>`` entry of a ZIP as an :class:`Entry`, or a :class:`Skipped` with its reason."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ArchiveError(f"This is not a ZIP archive that can be read ({error}).") from None
+    total = 0
+    with archive:
+        for count, info in enumerate(archive.infolist()):
+            if count >= max_entries:
+                yield Skipped("(the rest)", f"the archive has more than {max_entries:,} entries; the rest were not read")
+                return
+            reason = _why_not(info)
+            label = PurePosixPath(info.filename.replace("\\", "/")).parent.name
+            if reason is None:
+                try:
+                    label = check_name(label, "class name")
+                except InvalidName as error:
+                    reason = str(error)
+            if reason is None:
+                try:
+                    data = _read_capped(archive, info, min(max_entry, max_total - total))
+                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as error:
+                    data, reason = None, f"could not be read from the archive ({error})"
+                if data is None and reason is None:
+                    reason = "inflates past the size limit (a ZIP bomb?)" if total < max_total else \
+                        f"the archive inflates past {max_total / 2**30:.0f} GB in all"
+            if reason is not None:
+                yield Skipped(info.filename, reason)
+                continue
+            total += len(data)
+            yield Entry(label, PurePosixPath(info.filename).name, data)

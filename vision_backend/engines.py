@@ -1,0 +1,138 @@
+"""The inference engines (TensorFlow/Keras, ONNX Runtime, LiteRT, MTCNN), imported once and quietly.
+
+A Streamlit server runs every browser session in its own thread. TensorFlow's import is not
+safe to run in two threads at once: on a cold server, sessions that each imported it lazily
+failed with ``_DeadlockError`` or a half-initialised ``keras`` and left the process unable to
+use TensorFlow at all. So every engine is imported here, under one process-wide lock, and
+:func:`warm_up` imports them all in a background thread as the server starts; a session that
+needs an engine before that is done waits for it instead of racing it.
+
+Importing here also turns the engines' own chatter off (TensorFlow's C++ INFO lines, absl's
+warnings, ONNX Runtime's graph notes) and points TensorFlow's temporary files (autograph's
+generated code) into ``$VISION_LAB_HOME/tmp`` so nothing is written outside the app's folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from vision_backend import paths
+
+_LOCK = threading.RLock()
+_WARMED = threading.Event()
+_WARMING: threading.Thread | None = None
+_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "ABSL_MIN_LOG_LEVEL": "3",
+              "GRPC_VERBOSITY": "ERROR", "KMP_WARNINGS": "0"}
+
+
+def _quiet() -> None:
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    # tempfile reads TMPDIR once; autograph and Keras write their scratch files through it
+    tempfile.tempdir = str(paths.app_dir("tmp"))
+
+
+def tensorflow() -> Any:
+    """TensorFlow, imported once under the engines' lock, with its logs off."""
+    with _LOCK:
+        _quiet()
+        import tensorflow as tf
+
+        tf.get_logger().setLevel(logging.ERROR)
+        tf.autograph.set_verbosity(0)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        return tf
+
+
+def keras() -> Any:
+    """Keras 3 on TensorFlow (imported after TensorFlow, under the same lock)."""
+    with _LOCK:
+        tensorflow()
+        import keras as keras_module
+
+        return keras_module
+
+
+def onnxruntime() -> Any:
+    with _LOCK:
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)
+        return ort
+
+
+def mtcnn() -> Any:
+    """The mtcnn package (it imports TensorFlow at import time)."""
+    with _LOCK:
+        tensorflow()
+        import mtcnn as mtcnn_module
+        import mtcnn.stages  # noqa: F401  (the stage classes the detector is built from)
+        import mtcnn.utils.bboxes  # noqa: F401
+        import mtcnn.utils.images  # noqa: F401
+
+        return mtcnn_module
+
+
+def dlib() -> Any:
+    with _LOCK:
+        import dlib as dlib_module
+
+        return dlib_module
+
+
+def onnx_session(path: str | Path, spinning: bool = False, threads: int | None = None) -> Any:
+    """An ONNX Runtime session on the CPU.
+
+    ``spinning`` off (the pages' default on a shared server): idle worker threads sleep instead of
+    busy-waiting, so they do not steal the 2 cores from the decoding and drawing around each run
+    (YOLOv8n-seg's adapter 140 -> ~95 ms). Batch work over folders turns it on for throughput.
+    """
+    ort = onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 2
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.log_severity_level = 3  # some exported graphs list initialisers as inputs; harmless
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def tflite_interpreter(path: str | Path) -> Any:
+    """A TFLite interpreter from LiteRT (``ai-edge-litert``), TensorFlow Lite's successor package."""
+    with _LOCK:
+        from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 2)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+WARM_UP: tuple[Callable[[], Any], ...] = (tensorflow, keras, onnxruntime, mtcnn, dlib)
+
+
+def warm_up(background: bool = True) -> None:
+    """Import every engine once, before sessions need them (in a background thread by default)."""
+    global _WARMING
+
+    def run() -> None:
+        try:
+            for engine in WARM_UP:
+                engine()
+        finally:
+            _WARMED.set()
+
+    with _LOCK:
+        if _WARMING is not None or _WARMED.is_set():
+            return
+        _WARMING = threading.Thread(target=run, name="vision-lab-warm-up", daemon=True)
+        _WARMING.start()
+    if not background:
+        _WARMED.wait()
+
+
+def warmed() -> bool:
+    return _WARMED.is_set()

@@ -1,0 +1,349 @@
+"""The face detectors: Viola-Jones, HOG, MTCNN and YuNet, each one :class:`~vision_backend.model.Detector`.
+
+Every detector takes an RGB ``uint8`` photo and gives :class:`~vision_backend.detections.Detections`
+in the photo's pixels. Large photos are shrunk so their long side is at most ``max_side`` before
+detection and the boxes are mapped back, which is where most of the speed comes from on a
+2-core machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vision_backend import engines
+from vision_backend.cards import ModelCard, shared_file
+from vision_backend.detections import Detections
+from vision_backend.imageops import fit_long_side
+from vision_backend.model import Detector, Param
+
+LANDMARK_NAMES = ("right eye", "left eye", "nose", "mouth right", "mouth left")
+MAX_SIDES = (320, 400, 480, 640, 800, 1280)
+
+
+def _max_side(default: int) -> Param:
+    return Param("max_side", "Detect at long side (px)", default, options=MAX_SIDES,
+                 help="Larger photos are shrunk to this first: faster, but small faces get lost.")
+
+
+# ---- Viola-Jones ---------------------------------------------------------------------------
+CASCADES = {"frontalface_alt": "frontal face (alt)", "frontalface_default": "frontal face (default)",
+            "frontalface_alt2": "frontal face (alt2)", "profileface": "profile face", "eye": "eyes"}
+
+
+def rotated_windows(
+    cascade: cv2.CascadeClassifier, grey: np.ndarray, degrees: float, scale_factor: float, min_px: int, max_px: int,
+) -> np.ndarray:
+    """Every window the cascade accepts in ``grey`` turned by ``degrees``, as upright (x, y, w, h) boxes
+    centred where the window's centre falls in the unturned photo.
+
+    The frontal cascades were trained on upright faces and lose a head tilted by more than about
+    10 degrees; scanning turned copies of the photo is the classic remedy.
+    """
+    height, width = grey.shape
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    turned = cv2.warpAffine(grey, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) \
+        if degrees else grey
+    windows = np.asarray(cascade.detectMultiScale(turned, scaleFactor=scale_factor, minNeighbors=0,
+                                                  minSize=(min_px, min_px), maxSize=(max_px, max_px)),
+                         np.float64).reshape(-1, 4)
+    if degrees and len(windows):
+        centres = np.c_[windows[:, :2] + windows[:, 2:] / 2, np.ones(len(windows))] @ cv2.invertAffineTransform(turn).T
+        windows[:, :2] = centres - windows[:, 2:] / 2
+    return windows
+
+
+def haar_windows(
+    cascade: cv2.CascadeClassifier, image: np.ndarray, scale_factor: float = 1.1, min_size: int = 20,
+    max_size: int = 0, max_side: int | None = 480, equalize: bool = True, tilt: float = 0.0,
+) -> tuple[np.ndarray, float]:
+    """Every window the cascade accepts, before any grouping, as (x, y, w, h) in the shrunk photo,
+    and the factor that maps them back to ``image``."""
+    small, factor = fit_long_side(image, max_side)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    if equalize:
+        grey = cv2.equalizeHist(grey)
+    min_px = max(1, round(min_size / factor))
+    max_px = round(max_size / factor) if max_size else 0
+    turns = [0.0, -tilt, tilt] if tilt else [0.0]
+    return np.concatenate([rotated_windows(cascade, grey, t, scale_factor, min_px, max_px) for t in turns]), factor
+
+
+def group_windows(windows: np.ndarray, min_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's own grouping, as detectMultiScale does it: clusters of similar windows, kept when more
+    than ``min_neighbors`` windows fall in them. Returns xyxy boxes (the clusters' means) and votes."""
+    rects, votes = cv2.groupRectangles(np.round(windows).astype(np.int32).tolist(), min_neighbors, 0.2) \
+        if len(windows) else ((), ())
+    rects = np.asarray(rects, np.float32).reshape(-1, 4)
+    votes = np.asarray(votes, np.float32).reshape(-1)
+    if len(votes) != len(rects):  # min_neighbors 0: every window stands alone
+        votes = np.ones(len(rects), np.float32)
+    return np.c_[rects[:, :2], rects[:, :2] + rects[:, 2:]], votes
+
+
+class ViolaJones(Detector):
+    """OpenCV's Viola-Jones cascades. Score = how many overlapping windows voted for the face.
+
+    Defaults: frontalface_alt at a 1.2 pyramid step, upright only. On the 17 annotated faces it keeps
+    the best recall any upright setting under 40 ms reached without false alarms (15/17) at about half
+    the time of frontalface_default at 1.1. Settings that reach 16/17 in time do so at one working size
+    only and fall to 9-15 when the photos come 5-20% smaller or larger (bench/haar_settings.py).
+
+    The thorough preset trades time for tilted heads: a finer step and copies of the photo turned by
+    +-12 degrees, with more votes asked of each face because three scans cast more votes. It finds heads
+    tilted by 25 degrees that the upright scan never finds; on the 17 faces 16 (13-16 with the photos at
+    80-120% size), with no false alarm on the astronaut, the two no-face photos or seven other sample
+    photos; the price is five times the time.
+    """
+
+    short_title = "Viola-Jones (Haar cascade)"
+
+    card = ModelCard(
+        name="viola_jones", title="Viola-Jones Haar cascades (OpenCV)", task="face detection", source="package",
+        package="cv2", package_files=tuple(f"data/haarcascade_{c}.xml" for c in CASCADES),
+        licence="Intel BSD-3 (OpenCV)", input="greyscale, any size; sliding 24x24 (20x20) window over a pyramid",
+        preprocessing="grey, optional histogram equalisation",
+        accuracy="Viola & Jones 2001: ~93% detection at 50 false positives on MIT+CMU",
+        note="Five cascades: frontal (default, alt, alt2), profile, eyes.",
+    )
+    params = (
+        Param("cascade", "Cascade", "frontalface_alt", options=tuple(c for c in CASCADES if c != "eye"),
+              option_labels=tuple(CASCADES.items())),
+        Param("scale_factor", "scaleFactor", 1.2, 1.02, 1.5, 0.01, help="Pyramid step: smaller finds more sizes, slower."),
+        Param("min_neighbors", "minNeighbors", 2, 0, 12, 1,
+              help="Overlapping windows needed to call it a face: higher = fewer false alarms."),
+        Param("tilt", "Also scan turned copies (± degrees)", 0, options=(0, 5, 8, 10, 12, 15, 20, 25),
+              help="The cascade was trained on upright faces; copies of the photo turned both ways catch tilted "
+                   "heads: two more scans."),
+        Param("min_size", "minSize (px)", 28, 10, 200, 1),
+        Param("max_size", "maxSize (px, 0 = none)", 0, 0, 1000, 1),
+        _max_side(480),
+        Param("equalize", "Equalise the histogram first", False,
+              help="Stretches contrast: helps in dim photos, adds false alarms in busy ones."),
+    )
+    presets = {"Fast": {}, "Thorough": {"scale_factor": 1.1, "min_neighbors": 5, "tilt": 12}}
+
+    def cascade_path(self, cascade: str) -> str:
+        return str(self.card.path(list(CASCADES).index(cascade)))
+
+    def load(self, variant: str = "frontalface_alt") -> Any:
+        cascade = cv2.CascadeClassifier(self.cascade_path(variant))
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV could not read {self.cascade_path(variant)}")
+        return cascade
+
+    def variant(self, settings: dict[str, Any]) -> Any:
+        return settings["cascade"]
+
+    def infer(self, classifier: Any, image: np.ndarray, cascade: str, min_neighbors: int,
+              **settings: Any) -> Detections:
+        windows, factor = haar_windows(classifier, image, **settings)
+        boxes, votes = group_windows(windows, min_neighbors)
+        found = Detections(boxes, votes, np.zeros(len(boxes))).scaled(factor)
+        found.meta.update(windows=len(windows), scale=1 / factor)
+        return found
+
+    def detect_eyes(self, image: np.ndarray, faces: Detections) -> Detections:
+        """Eyes searched only in the upper half of each face, as the classic demo does."""
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        boxes = []
+        with self.using("eye") as cascade:
+            for x1, y1, x2, y2 in faces.boxes.astype(int):
+                top = grey[y1 : y1 + (y2 - y1) // 2 + 1, x1:x2]
+                side = max(8, (x2 - x1) // 8)
+                if min(top.shape[:2], default=0) < side:
+                    continue
+                for ex, ey, ew, eh in cascade.detectMultiScale(top, 1.1, 5, minSize=(side, side)):
+                    boxes.append([x1 + ex, y1 + ey, x1 + ex + ew, y1 + ey + eh])
+        return Detections(np.asarray(boxes).reshape(-1, 4), np.ones(len(boxes)), np.zeros(len(boxes)), ("eye",))
+
+
+# ---- HOG -----------------------------------------------------------------------------------
+class DlibHOG(Detector):
+    """dlib's HOG + linear SVM over an 80x80 window, so it only finds faces of 40-80 px and up.
+
+    ``work_side`` resizes the photo (up or down) so its long side is that many pixels before
+    the search: on a 500-640 px group photo, 900 px brings 37 px faces within reach at
+    less cost than dlib's ``upsample`` (which doubles both sides). The score is the SVM
+    margin; ``threshold`` is added to dlib's own (0 = dlib's default).
+    """
+
+    short_title = "HOG + linear SVM (dlib)"
+
+    card = ModelCard(
+        name="dlib_hog", title="dlib HOG + linear SVM face detector", task="face detection", source="package",
+        package="dlib", licence="Boost (dlib)", input="RGB or grey, any size; 80x80 sliding window over a pyramid",
+        preprocessing="none (upsample x2 to find faces under 80 px)", accuracy="dlib: FDDB ~0.8 recall at 0 FP",
+        note="Compiled into dlib; no weight file.",
+    )
+    params = (
+        Param("work_side", "Search at long side (px)", 900, options=(400, 500, 640, 800, 900, 1000, 1280, 1600),
+              help="HOG's window is 80x80: enlarge small photos to find small faces."),
+        Param("upsample", "Upsample (x2 each)", 0, 0, 2, 1),
+        Param("threshold", "Score threshold", 0.0, -1.0, 4.0, 0.05,
+              help="Added to dlib's own threshold; the score is the SVM margin."),
+    )
+
+    def load(self) -> Any:
+        return engines.dlib().get_frontal_face_detector()
+
+    def infer(self, detector: Any, image: np.ndarray, work_side: int, upsample: int, threshold: float) -> Detections:
+        height, width = image.shape[:2]
+        factor = max(height, width) / work_side if work_side else 1.0
+        work = image if factor == 1.0 else cv2.resize(
+            image, (max(1, round(width / factor)), max(1, round(height / factor))),
+            interpolation=cv2.INTER_AREA if factor > 1 else cv2.INTER_LINEAR,
+        )
+        rects, scores, _ = detector.run(np.ascontiguousarray(work), int(upsample), float(threshold))
+        boxes = np.asarray([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
+        return Detections(boxes.reshape(-1, 4), np.asarray(scores, np.float32), np.zeros(len(boxes))).scaled(factor)
+
+
+# ---- MTCNN ---------------------------------------------------------------------------------
+def _safe_pnet_class() -> type:
+    """mtcnn 1.0.0's P-Net stage, minus its pyramid bug.
+
+    mtcnn counts its pyramid levels from the image size alone, ignoring the first scale
+    (12 / min_face_size). With ``min_face_size`` > 12, or a ``scale_factor`` near 1, the last
+    levels are smaller than P-Net's 12x12 input; TensorFlow then fails, mtcnn catches the
+    error and reports *no faces at all*. This stage keeps only levels of at least 12 px.
+    """
+    engines.mtcnn()
+    from mtcnn.stages import StagePNet
+    from mtcnn.utils.bboxes import generate_bounding_box, resize_to_square, smart_nms_from_bboxes, upscale_bboxes
+    from mtcnn.utils.images import build_scale_pyramid, scale_images
+
+    class PyramidSafePNet(StagePNet):
+        def __call__(self, images_normalized, images_oshapes, min_face_size=20, min_size=12, scale_factor=0.709,
+                     threshold_pnet=0.6, nms_pnet1=0.5, nms_pnet2=0.7, **kwargs):
+            height, width = (int(v) for v in np.max(np.asarray(images_oshapes), axis=0)[:2])
+            scales = build_scale_pyramid(width, height, min_face_size=min_face_size, scale_factor=scale_factor)
+            scales = scales[min(height, width) * scales >= 12]
+            batch = images_normalized.shape[0]
+            boxes = []
+            for scale in scales:
+                result = self._model(scale_images(images_normalized, scale))
+                proposals = generate_bounding_box(result[0], result[1], threshold_pnet)
+                proposals = upscale_bboxes(proposals, np.asarray([scale] * batch))
+                boxes.append(smart_nms_from_bboxes(proposals, threshold=nms_pnet1, method="union", initial_sort=False))
+            merged = np.concatenate(boxes, axis=0) if boxes else np.empty((0, 6))
+            merged = smart_nms_from_bboxes(merged, threshold=nms_pnet2, method="union", initial_sort=True)
+            return resize_to_square(merged)
+
+    return PyramidSafePNet
+
+
+def mtcnn_rows_to_detections(rows: np.ndarray, with_landmarks: bool) -> Detections:
+    """mtcnn's numpy rows (index, box, score, five x's, five y's) as Detections."""
+    rows = np.asarray(rows, np.float32).reshape(-1, rows.shape[-1] if np.ndim(rows) == 2 else 16)
+    landmarks = None
+    if with_landmarks:
+        # eyes and mouth corners from the viewer's left, i.e. the person's right eye first:
+        # the same order as YuNet and LANDMARK_NAMES
+        landmarks = np.stack([rows[:, 6:11], rows[:, 11:16]], axis=2) if len(rows) else np.zeros((0, 5, 2))
+    return Detections(rows[:, 1:5], rows[:, 5], np.zeros(len(rows)), landmarks=landmarks)
+
+
+class MTCNN(Detector):
+    """MTCNN's three-net cascade (P-Net, R-Net, O-Net): boxes, confidence and five landmarks."""
+
+    short_title = "MTCNN"
+
+    card = ModelCard(
+        name="mtcnn", title="MTCNN (P-Net, R-Net, O-Net)", task="face detection + 5 landmarks", source="package",
+        package="mtcnn", package_files=("assets/weights/pnet.lz4", "assets/weights/rnet.lz4", "assets/weights/onet.lz4"),
+        licence="MIT (ipazc/mtcnn)", input="RGB, any size; pyramid down to 12 px", params=495_850,
+        preprocessing="(x - 127.5) / 128", accuracy="Zhang et al. 2016: FDDB 95.0% at 2,000 FP",
+    )
+    params = (
+        Param("min_face_size", "Min face size (px)", 20, 8, 200, 1),
+        Param("scale_factor", "Scale factor", 0.709, 0.3, 0.95, 0.01, help="Pyramid step between levels."),
+        Param("threshold_pnet", "P-Net threshold", 0.6, 0.0, 1.0, 0.05),
+        Param("threshold_rnet", "R-Net threshold", 0.7, 0.0, 1.0, 0.05),
+        Param("threshold_onet", "O-Net threshold", 0.8, 0.0, 1.0, 0.05),
+        _max_side(640),
+    )
+    has_landmarks = True
+
+    def load(self) -> Any:
+        """MTCNN with the pyramid-safe P-Net, each net compiled once.
+
+        mtcnn calls its Keras nets eagerly, paying TensorFlow's per-op overhead on every pyramid
+        level; one ``tf.function`` per net with a shape-agnostic signature traces once and runs
+        2.5x faster here (150 -> 60 ms on a 640x480 group photo).
+        """
+        tf = engines.tensorflow()
+        engines.mtcnn()
+        from mtcnn import MTCNN as Cascade
+        from mtcnn.stages import StageONet, StageRNet
+
+        detector = Cascade(stages=[_safe_pnet_class()(), StageRNet(), StageONet()], device="CPU:0")
+        signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        for stage in detector.stages:
+            stage._model = tf.function(stage._model, input_signature=signature, reduce_retracing=True)
+        return detector
+
+    @staticmethod
+    def stage_settings(factor: float, min_face_size: int, **settings: Any) -> dict[str, Any]:
+        """mtcnn's own keyword arguments, the minimum face size taken into the shrunk photo."""
+        settings.pop("max_side", None)
+        return dict(min_face_size=max(1.0, min_face_size / factor), **settings)
+
+    def infer(self, mtcnn: Any, image: np.ndarray, max_side: int, **settings: Any) -> Detections:
+        small, factor = fit_long_side(image, max_side)
+        rows = mtcnn.detect_faces(small, box_format="xyxy", output_type="numpy",
+                                  **self.stage_settings(factor, **settings))
+        return mtcnn_rows_to_detections(np.asarray(rows), True).scaled(factor)
+
+
+# ---- YuNet ---------------------------------------------------------------------------------
+class YuNet(Detector):
+    """OpenCV Zoo's YuNet CNN: boxes, score and five landmarks. BGR input, any size.
+
+    The loaded ``FaceDetectorYN`` keeps the input size and thresholds of its last call, so every
+    call sets them again under the model's lock.
+    """
+
+    short_title = "YuNet (CNN)"
+
+    card = ModelCard(
+        name="yunet", title="YuNet 2023mar (OpenCV Zoo)", task="face detection + 5 landmarks", seedable=True,
+        files=(shared_file("models/vision_lab/face_detection_yunet_2023mar.onnx",
+                           "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4", 232_589,
+                           "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+                           "face_detection_yunet_2023mar.onnx"),),
+        licence="MIT", input="BGR uint8, any size (long side <= 640 advised)", params=75_856,
+        preprocessing="none; cv2.FaceDetectorYN", accuracy="WIDER Face val AP easy 0.884 / medium 0.866 / hard 0.751",
+    )
+    params = (
+        Param("score_threshold", "Score threshold", 0.7, 0.05, 1.0, 0.05),
+        Param("nms_threshold", "NMS IoU threshold", 0.3, 0.05, 1.0, 0.05),
+        _max_side(640),
+    )
+    has_landmarks = True
+
+    def load(self) -> Any:
+        return cv2.FaceDetectorYN.create(str(self.card.path()), "", (320, 320), 0.9, 0.3, 5000)
+
+    def infer(self, yunet: Any, image: np.ndarray, score_threshold: float, nms_threshold: float,
+              max_side: int) -> Detections:
+        small, factor = fit_long_side(image, max_side)
+        height, width = small.shape[:2]
+        yunet.setInputSize((width, height))
+        yunet.setScoreThreshold(float(score_threshold))
+        yunet.setNMSThreshold(float(nms_threshold))
+        _, faces = yunet.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        faces = np.zeros((0, 15), np.float32) if faces is None else faces
+        boxes = np.c_[faces[:, :2], faces[:, :2] + faces[:, 2:4]]
+        # YuNet's order: right eye, left eye, nose tip, right and left mouth corners (the person's)
+        found = Detections(boxes, faces[:, 14], np.zeros(len(faces)), landmarks=faces[:, 4:14].reshape(-1, 5, 2))
+        return found.scaled(factor)
+
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in (ViolaJones(), DlibHOG(), MTCNN(), YuNet())}
+"""Every face detector, by card name, in the page's order (oldest first)."""
+
+__all__ = ["DETECTORS", "LANDMARK_NAMES", "ViolaJones", "DlibHOG", "MTCNN", "YuNet",
+           "haar_windows", "group_windows", "rotated_windows", "mtcnn_rows_to_detections"]

