@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._shared import photo_source, remember_widgets
+from pages._shared import account, photo_source, remember_widgets, require_sign_in
 from vision_backend import engines
 
 st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"), layout="wide")
@@ -22,9 +22,12 @@ TOPICS = [
             url_path="face_recognition"),
     st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:",
             url_path="object_detection"),
+    st.Page("pages/live.py", title="Live camera", icon=":material/videocam:", url_path="live"),
 ]
 
+require_sign_in()
 page = st.navigation(TOPICS)
+account()
 photo_source()
 page.run()
 remember_widgets()

@@ -1,46 +1,54 @@
-"""Cold load time of every ready model (fresh process each), and intake of a 12-megapixel JPEG.
+"""Cold load time of every ready model (fresh process each), the memory of the ONNX ImageNet classifier on its
+own, and intake of a 12-megapixel JPEG.
+
+``load_NAME_cold_ms``: ``models.get(NAME).runtime()`` in a fresh process whose engine libraries (TensorFlow,
+Keras, ONNX Runtime, LiteRT, mtcnn, dlib) are already imported, so the figure is the model's own cost; each
+Haar cascade (a variant of ``viola_jones``) also under its own name, ``load_haar_CASCADE_cold_ms``.
+``onnx_classifier_load_rss_mb``: peak resident memory of a fresh process that imports vision_backend, loads the
+ONNX Model Zoo's MobileNetV2 and classifies one photo (issue #17: under 250 MB; it needs neither Keras nor
+TensorFlow). It is the process's own high-water mark (``VmHWM``), not ``getrusage``'s ``ru_maxrss``, which a
+child inherits from its parent on Linux.
 
 python bench/foundation.py [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import statistics
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
-from _common import ROOT, Recorder, median_ms
+from _harness import CHILD_PEAK_RSS_MB, Bench, in_fresh_process
 
 from vision_backend import models  # noqa: E402
+from vision_backend.face_detection.detectors import CASCADES  # noqa: E402
 from vision_backend.intake import read_image  # noqa: E402
 
-ENGINE_IMPORTS = {
-    "keras_app": "import keras", "tflite": "import tensorflow", "onnxruntime": "import onnxruntime",
-    "cv2_cascade": "import cv2", "cv2_yunet": "import cv2", "dlib_hog": "import dlib", "mtcnn": "import mtcnn",
-    "dlib_face_recognition": "import dlib", "dlib_shape_predictor": "import dlib",
-}
-CHILD = """
-import json, time, os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-{imports}
-from vision_backend import models
+COLD_LOAD = """
+import json, time
+from vision_backend import engines, models
+engines.warm_up(background=False)
+from ai_edge_litert.interpreter import Interpreter
+model = models.get({name!r})
 start = time.perf_counter()
-models.load({name!r})
+model.runtime({variant!r})
 print(json.dumps((time.perf_counter() - start) * 1000))
 """
+ONNX_CLASSIFIER = """
+import json, sys
+from vision_backend import models, samples
+prediction = models.get("mobilenetv2_int8_onnx").classify([samples.load_sample("Cat, Chelsea (scikit-image)")])[0]
+assert "keras" not in sys.modules and "tensorflow" not in sys.modules, "the ONNX classifier imported Keras"
+print(json.dumps({peak}))
+""".replace("{peak}", CHILD_PEAK_RSS_MB)
 
 
-def cold_load_ms(card: models.ModelCard) -> float:
-    """Load time in a fresh process, the engine's library already imported (that is not the model's cost)."""
-    code = CHILD.format(imports=ENGINE_IMPORTS.get(card.loader, ""), name=card.name)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def cold_loads(name: str) -> list[tuple[str, str | None]]:
+    """(figure, variant) of each cold load to time: the model, and every Haar cascade by its name."""
+    cascades = [(f"load_haar_{c}_cold_ms", c) for c in CASCADES] if name == "viola_jones" else []
+    return [(f"load_{name}_cold_ms", None), *cascades]
 
 
 def twelve_megapixel_jpeg() -> bytes:
@@ -55,19 +63,17 @@ def twelve_megapixel_jpeg() -> bytes:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="one cold load per model, 3 intake runs")
-    args = parser.parse_args()
-    record = Recorder("foundation")
-    repeats = 1 if args.quick else 3
-    for card in models.CARDS:
-        if card.ready() and card.loader in ENGINE_IMPORTS:
-            times = [cold_load_ms(card) for _ in range(repeats)]
-            record(f"load_{card.name}_cold_ms", statistics.median(times), "ms")
+    bench = Bench("foundation", __doc__)
+    for name in (name for name, model in models.MODELS.items() if model.ready()):
+        for figure, variant in cold_loads(name):
+            code = COLD_LOAD.format(name=name, variant=variant)
+            bench.record(figure, statistics.median(in_fresh_process(code) for _ in range(bench.repeats(3, 1))), "ms")
+    if models.get("mobilenetv2_int8_onnx").ready():
+        rss = [in_fresh_process(ONNX_CLASSIFIER) for _ in range(bench.repeats(3, 1))]
+        bench.record("onnx_classifier_load_rss_mb", statistics.median(rss), "MB")
     data = twelve_megapixel_jpeg()
-    record("intake_12mp_jpeg_ms", median_ms(lambda: read_image(data, "12mp.jpg"), 3 if args.quick else 7), "ms")
-    record("intake_12mp_jpeg_mb", len(data) / 2**20, "MB")
-    record.save()
+    bench.record("intake_12mp_jpeg_ms", bench.time(lambda: read_image(data, "12mp.jpg"), bench.repeats(7, 3)), "ms")
+    bench.record("intake_12mp_jpeg_mb", len(data) / 2**20, "MB")
 
 
 if __name__ == "__main__":

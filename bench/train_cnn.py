@@ -1,24 +1,28 @@
 """The deck's CNN and the improved preset: test accuracy per data set, seconds per epoch, images/s.
 
-python bench/train_cnn.py [--quick]
+python bench/train_cnn.py [--quick] [--only FIGURE,...]
 
 The deck's recipe: validation_split 0.2, 10 epochs, batch 50, the median test accuracy of
 eleven runs on Fashion-MNIST and three on the digits (seeds 0, 1, ...: one run's figure moves by
 up to a percent and a half). ``fashion_mnist_test_accuracy_plain_keras`` runs the deck's code as
 written, with plain Keras and none of this app's code, from the same eleven seeds: the reference
-the app's figure should match (here it does, run by run, to the last digit). ``--quick``: 2 epochs, one seed. The improved preset trains 20 epochs with batch 128 and its cosine decay: one
-run on Fashion-MNIST (about 13 minutes here), the median of three on the MNIST test digits.
+the app's figure should match (here it does, run by run, to the last digit). The improved preset
+trains 20 epochs with batch 128 and its cosine decay: one run on Fashion-MNIST (about 13 minutes
+here), the median of three on the MNIST test digits. ``epoch_deck_fashion_6000_vs_raw``: one epoch
+of the deck's CNN on 6,000 Fashion-MNIST images through ``training.train`` over the same epoch of
+plain ``model.fit`` on the same model and the same images already scaled (the app's overhead:
+scaling, seeding). ``--quick``: one epoch on 1,000 images, one seed, no plain-Keras reference.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-from _common import Recorder
+import numpy as np
+from _harness import Bench
 
-from vision_backend import models, small_cnn  # noqa: E402
+from vision_backend.small_cnn import data, networks, training  # noqa: E402
 
 RUNS = [  # (data set, preset, epochs, batch size, seeds, figure name)
     ("fashion_mnist", "deck", 10, 50, 11, "fashion_mnist_test_accuracy"),
@@ -27,12 +31,19 @@ RUNS = [  # (data set, preset, epochs, batch size, seeds, figure name)
     ("fashion_mnist", "improved", 20, 128, 1, "fashion_mnist_test_accuracy_improved"),
     ("mnist_t10k", "improved", 20, 128, 3, "mnist_t10k_test_accuracy_improved"),
 ]
+PLAIN = "fashion_mnist_test_accuracy_plain_keras"
+OVERHEAD = "epoch_deck_fashion_6000"
+QUICK_IMAGES = 1000
 
 
-def run(dataset: str, preset: str, epochs: int, batch: int, seed: int, figure: str) -> tuple[float, float]:
-    """One training run from seed ``seed``: (test accuracy, median seconds per epoch after the first)."""
-    (x, y), (x_test, y_test) = small_cnn.load(dataset)
-    model = small_cnn.build(preset, seed=seed)
+def run(dataset: str, preset: str, epochs: int, batch: int, seed: int, figure: str,
+        images: int | None = None) -> tuple[float, float, int]:
+    """One training run from seed ``seed`` on all training images (or ``images`` of them):
+    (test accuracy, median seconds per epoch after the first, images trained on per epoch)."""
+    (x, y), (x_test, y_test) = data.load(dataset)
+    if images:
+        x, y = data.subset(x, y, images)
+    model = networks.build(preset, seed=seed)
     times: list[float] = []
     last = [time.perf_counter()]
 
@@ -42,9 +53,37 @@ def run(dataset: str, preset: str, epochs: int, batch: int, seed: int, figure: s
         last[0] = now
         print(f"# {figure} seed {seed} epoch {epoch + 1}: {logs}", flush=True)
 
-    schedule = [small_cnn.cosine_decay(epochs)] if preset == "improved" else []
-    small_cnn.train(model, x, y, epochs, batch, 0.2, [small_cnn.epoch_callback(on_epoch), *schedule], seed=seed)
-    return small_cnn.evaluate(model, x_test, y_test).accuracy, statistics.median(times[1:] or times)
+    callbacks = [training.epoch_callback(on_epoch), *training.schedule(preset, epochs)]
+    training.train(model, x, y, epochs, batch, 0.2, callbacks, seed=seed)
+    trained = len(x) - int(len(x) * 0.2)  # Keras holds out the last 20% for validation
+    return training.evaluate(model, x_test, y_test).accuracy, statistics.median(times[1:] or times), trained
+
+
+def accuracy_runs(bench: Bench, dataset: str, preset: str, epochs: int, batch: int, seeds: int, figure: str) -> None:
+    images = QUICK_IMAGES if bench.quick else None
+    if bench.quick:
+        epochs, seeds = 1, 1
+    runs = [run(dataset, preset, epochs, batch, seed, figure, images) for seed in range(seeds)]
+    accuracies = [a for a, _, _ in runs]
+    print(f"# {figure}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
+    bench.record(figure, statistics.median(accuracies), "fraction")
+    steady = statistics.median(t for _, t, _ in runs)
+    if dataset == "fashion_mnist" and preset == "deck":
+        bench.record("cnn_epoch_seconds", steady, "s")
+        bench.record("cnn_train_images_per_s", runs[0][2] / steady, "images/s")
+    else:
+        bench.record(f"{figure}_epoch_seconds", steady, "s")
+
+
+def epoch_overhead(bench: Bench) -> None:
+    """One epoch through ``training.train`` against plain ``model.fit``, alternating on one model."""
+    (x, y), _ = data.load("fashion_mnist")
+    x, y = data.subset(x, y, 6000)
+    model = networks.build("deck", seed=0)
+    scaled = (x / np.float32(255.0))[..., None]  # done once, as the deck's code does before fit
+    bench.compare(OVERHEAD, lambda: training.train(model, x, y, epochs=1, batch_size=50, validation_split=0.2),
+                  lambda: model.fit(scaled, y, epochs=1, batch_size=50, validation_split=0.2, verbose=0),
+                  repeats=bench.repeats(7, 2), warmup=1 if bench.quick else 2)
 
 
 def plain_keras(seed: int) -> float:
@@ -66,37 +105,27 @@ def plain_keras(seed: int) -> float:
     return float(model.evaluate(x_test[..., None], y_test, verbose=0)[1])
 
 
+def ready(dataset: str, figure: str) -> bool:
+    if data.DATASETS[dataset].card.ready():
+        return True
+    print(f"# {figure}: {dataset} is not on this machine; skipped")
+    return False
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", help="comma-separated figure names to run")
-    args = parser.parse_args()
-    record = Recorder("train_cnn")
+    bench = Bench("train_cnn", __doc__,
+                  extra=lambda parser: parser.add_argument("--only", help="comma-separated figure names to run"))
+    only = set(bench.args.only.split(",")) if bench.args.only else None
     for dataset, preset, epochs, batch, seeds, figure in RUNS:
-        if args.only and figure not in args.only.split(","):
-            continue
-        if not models.card(small_cnn.DATASETS[dataset].card).ready():
-            print(f"# {figure}: {dataset} is not on this machine; skipped")
-            continue
-        if args.quick:
-            epochs, seeds = 2, 1
-        runs = [run(dataset, preset, epochs, batch, seed, figure) for seed in range(seeds)]
-        accuracies = [a for a, _ in runs]
-        print(f"# {figure}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
-        record(figure, statistics.median(accuracies), "fraction")
-        steady = statistics.median(t for _, t in runs)
-        if dataset == "fashion_mnist" and preset == "deck":
-            record("cnn_epoch_seconds", steady, "s")
-            record("cnn_train_images_per_s", len(small_cnn.load(dataset)[0][0]) * 0.8 / steady, "images/s")
-        else:
-            record(f"{figure}_epoch_seconds", steady, "s")
-    figure = "fashion_mnist_test_accuracy_plain_keras"
-    if (not args.only or figure in args.only.split(",")) and not args.quick \
-            and models.card(small_cnn.DATASETS["fashion_mnist"].card).ready():
+        if (only is None or figure in only) and ready(dataset, figure):
+            accuracy_runs(bench, dataset, preset, epochs, batch, seeds, figure)
+    if (only is None or OVERHEAD in only) and ready("fashion_mnist", OVERHEAD):
+        epoch_overhead(bench)
+    if (only is None or PLAIN in only) and not bench.quick and ready("fashion_mnist", PLAIN):
         seeds = next(r[4] for r in RUNS if r[5] == "fashion_mnist_test_accuracy")
         accuracies = [plain_keras(seed) for seed in range(seeds)]
-        print(f"# {figure}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
-        record(figure, statistics.median(accuracies), "fraction")
+        print(f"# {PLAIN}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
+        bench.record(PLAIN, statistics.median(accuracies), "fraction")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
-"""Fast transfer learning on the real MobileNetV2 base: time for 100 new images, the cached rerun, flowers accuracy.
+"""Fast transfer learning on the real MobileNetV2 base: time for 100 new images, the cached rerun, the features of
+16 photos beside the bare Keras call, flowers accuracy.
 
 python bench/transfer_learning.py [--quick]
 
 ``fast_transfer_100_images_s``: a fresh project of 100 flower photos, base features (photo and
 mirror, several layers pooled: the app's default) plus 20 head epochs; ``fast_transfer_cached_s``:
-the same again, every feature from the cache. ``flowers_demo_accuracy``: stratified 5-fold mean
-with the app's default head settings on all 250 photos (``--quick``: 3 folds), and the same with
-the last layer's average alone (``..._last_layer``) to show what the earlier layers add.
+the same again, every feature from the cache. ``features_16_photos_*``: ``features.describe`` on 16
+photos (resize, the base's own scaling, the four tapped layers under the model's lock, pooling)
+against the bare ``probe.predict_on_batch`` on the same batch already resized and scaled;
+``_vs_raw`` is the product's overhead. ``flowers_demo_accuracy``: stratified 5-fold mean with the
+app's default head settings on all 250 photos (``--quick``: 3 folds), and the same with the last
+layer's average alone (``..._last_layer``) to show what the earlier layers add.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -19,15 +22,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from _common import Recorder
+from _harness import Bench
 
-from vision_backend import models, projects, transfer  # noqa: E402
+from vision_backend.transfer import demo, features, head  # noqa: E402
+from vision_backend.transfer.bases import MOBILENET_V2  # noqa: E402
+from vision_backend.transfer.projects import Project  # noqa: E402
+from vision_backend.workspace import Workspace  # noqa: E402
 
-BASE = "mobilenet_v2_notop"
 
-
-def fill(name: str, folders: dict, per_class: int | None = None) -> projects.Project:
-    project = projects.Project(name)
+def fill(name: str, folders: dict, per_class: int | None = None) -> Project:
+    project = Workspace.local().project(name)
     for label, files in folders.items():
         for file in files[:per_class]:
             project.add_example(label, file.read_bytes(), file.name)
@@ -35,31 +39,32 @@ def fill(name: str, folders: dict, per_class: int | None = None) -> projects.Pro
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    record = Recorder("transfer_learning")
+    bench = Bench("transfer_learning", __doc__)
     os.environ["VISION_LAB_HOME"] = tempfile.mkdtemp(prefix="vision_lab_bench_")
-    folders = transfer.class_folders(models.card("demo_classes").path())
-    base = models.load(BASE)
-    settings = replace(transfer.HeadSettings(), epochs=20, patience=0)
+    folders = demo.class_folders(demo.DEMO_CLASSES.path())
+    base = MOBILENET_V2
+    settings = replace(head.HeadSettings(), epochs=20, patience=0)
     warm = fill("warm-up", folders, 2)  # graph tracing and the first fit are not the user's wait
-    transfer.fit_head(*transfer.project_features(warm, BASE, base, settings.pooling)[:2], 5, settings)
+    head.fit_head(*features.project_features(warm, base, settings.pooling)[:2], 5, settings)
 
     project = fill("hundred", folders, 20)
     for figure in ("fast_transfer_100_images_s", "fast_transfer_cached_s"):
         started = time.perf_counter()
-        features, labels, _, _ = transfer.project_features(project, BASE, base, settings.pooling)
-        transfer.fit_head(features, labels, 5, settings)
-        record(figure, time.perf_counter() - started, "s")
+        vectors, labels, _, _ = features.project_features(project, base, settings.pooling)
+        head.fit_head(vectors, labels, 5, settings)
+        bench.record(figure, time.perf_counter() - started, "s")
 
-    demo = fill("flowers", folders)
-    folds = 3 if args.quick else 5
+    photos = features.read_files([file for files in folders.values() for file in files[:4]][:16])
+    probe, batch = base.probe(base.taps), base.preprocess(photos)
+    bench.compare("features_16_photos", lambda: features.describe(base, photos, "layers"),
+                  lambda: probe.predict_on_batch(batch), repeats=bench.repeats(11, 3))
+
+    flowers = fill("flowers", folders)
     for pooling, suffix in (("layers", ""), ("average", "_last_layer")):
-        chosen = replace(transfer.HeadSettings(), pooling=pooling)
-        features, labels, _, _ = transfer.project_features(demo, BASE, base, pooling)
-        scores = transfer.cross_validate(features, labels, chosen, folds=folds)
-        record(f"flowers_demo_accuracy{suffix}", float(np.mean(scores)), "fraction")
+        chosen = replace(head.HeadSettings(), pooling=pooling)
+        vectors, labels, _, _ = features.project_features(flowers, base, pooling)
+        scores = head.cross_validate(vectors, labels, chosen, folds=3 if bench.quick else 5)
+        bench.record(f"flowers_demo_accuracy{suffix}", float(np.mean(scores)), "fraction")
         print(f"# folds: {[round(s, 3) for s in scores]}; settings: {chosen}")
 
 

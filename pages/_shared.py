@@ -7,23 +7,25 @@ Not a page itself (the underscore): imported by ``app.py`` and the topic pages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import sys
+import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import streamlit as st
 
 from vision_backend import fetch, models, samples
 from vision_backend.cards import ModelCard, ModelMissingError
-from vision_backend.intake import SUPPORTED, ImageIntakeError, read_image
+from vision_backend.intake import SUPPORTED, ImageIntakeError, Photo, read_photo
 from vision_backend.model import Model, Param
 from vision_backend.storage import InvalidName, NameTaken
-from vision_backend.workspace import Workspace
+from vision_backend.workspace import Workspace, remove_expired_visits
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-DEFAULT_SAMPLE = "Astronaut (scikit-image)"
 APP = Path(__file__).resolve().parents[1] / "app.py"
 log = logging.getLogger("vision_lab")
 
@@ -120,8 +122,13 @@ def ready_model(name: str) -> Model | None:
 
 # ---- the photo --------------------------------------------------------------------------------------
 @st.cache_data(max_entries=16, show_spinner=False)
+def decode_photo(data: bytes, name: str) -> Photo:
+    """An upload decoded once (the one intake path every uploader uses), with its note ("frame 1 of 3")."""
+    return read_photo(data, name)
+
+
 def decode_upload(data: bytes, name: str) -> np.ndarray:
-    return read_image(data, name)
+    return decode_photo(data, name).image
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -144,6 +151,24 @@ def friendly_errors() -> Iterator[None]:
                  "The server's log has the details.", icon=":material/error:")
 
 
+def guarded_fragment(draw: Callable[..., None]) -> Callable[..., None]:
+    """A part of a page that reruns alone when its own widgets change (``st.fragment``), with failures
+    shown as a message also on those reruns, which the tab's own guard does not see."""
+    @functools.wraps(draw)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        with friendly_errors():
+            draw(*args, **kwargs)
+
+    return st.fragment(guarded)
+
+
+def tabbed(parts: dict[str, Callable[[], None]]) -> None:
+    """One tab per entry, each drawn under :func:`friendly_errors`."""
+    for tab, draw in zip(st.tabs(list(parts)), parts.values()):
+        with tab, friendly_errors():
+            draw()
+
+
 def photo_source(where: Any = None) -> None:
     """The one image picker (sidebar on every page): sample, upload or camera.
 
@@ -152,28 +177,38 @@ def photo_source(where: Any = None) -> None:
     """
     with where or st.sidebar:
         st.subheader("Your photo")
-        source = st.radio("Source", ["Sample", "Upload", "Camera"], horizontal=True, key=keep("photo_source", "Sample"),
+        sources = ["Sample", "Upload", "Camera"] + (["Live snapshot"] if "live_snapshot" in st.session_state else [])
+        source = st.radio("Source", sources, horizontal=True, key=keep("photo_source", "Sample"),
                           label_visibility="collapsed")
-        if source == "Sample":
+        if source == "Live snapshot":
+            st.session_state.photo = st.session_state.live_snapshot
+        elif source == "Sample":
             names = samples.sample_names()
-            name = st.selectbox("Sample photo", names, key=keep("sample_name", DEFAULT_SAMPLE))
+            if st.session_state.get("_kept", {}).get("sample_name") not in names:
+                st.session_state.pop("sample_name", None)
+                st.session_state.get("_kept", {}).pop("sample_name", None)
+            name = st.selectbox("Sample photo", names, key=keep("sample_name", samples.default_sample()),
+                                format_func=samples.title)
             st.session_state.photo = (name, sample_photo(name))
         else:
             upload = st.file_uploader(f"Upload a photo ({SUPPORTED})", type=UPLOAD_TYPES, key="photo_upload") \
                 if source == "Upload" else st.camera_input("Take a photo", key="photo_camera")
             if upload is not None:
                 try:
-                    st.session_state.photo = (upload.name, decode_upload(upload.getvalue(), upload.name))
+                    photo = decode_photo(upload.getvalue(), upload.name)
+                    st.session_state.photo = (upload.name, photo.image)
+                    if photo.note:
+                        st.info(photo.note, icon=":material/filter_frames:")
                 except ImageIntakeError as error:
                     st.error(str(error), icon=":material/broken_image:")
         name, image = current_photo()
-        st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]}", width="stretch")
+        st.image(image, caption=f"{samples.title(name)} · {image.shape[1]}x{image.shape[0]}", width="stretch")
 
 
 def current_photo() -> tuple[str, np.ndarray]:
     """The photo picked in the sidebar (a sample until the person picks another)."""
     if "photo" not in st.session_state:
-        st.session_state.photo = (DEFAULT_SAMPLE, sample_photo(DEFAULT_SAMPLE))
+        st.session_state.photo = (samples.default_sample(), sample_photo(samples.default_sample()))
     return st.session_state.photo
 
 
@@ -207,6 +242,67 @@ def start_page(title: str, caption: str) -> None:
 
 
 # ---- the person's workspace ------------------------------------------------------------------------
+VISIT_MODE = "per-visit"
+
+
+def sign_in_configured() -> bool:
+    """True when Streamlit's OpenID Connect sign-in is set up (``[auth]`` in ``.streamlit/secrets.toml``)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 — no secrets file at all
+        return False
+
+
+def workspace_mode() -> str:
+    """``signed-in``, ``per-visit`` (a demo room: ``VISION_LAB_WORKSPACES=per-visit``) or ``local``."""
+    if sign_in_configured():
+        return "signed-in"
+    return VISIT_MODE if os.environ.get("VISION_LAB_WORKSPACES", "").strip() == VISIT_MODE else "local"
+
+
+def visit_hours() -> float:
+    return float(os.environ.get("VISION_LAB_VISIT_HOURS") or 4)
+
+
 def workspace() -> Workspace:
-    """Where what this person makes lives (one local workspace until sign-in is configured)."""
+    """Where what this person makes lives: their own when signed in, this browser visit's own in a demo
+    room, else the one local workspace (a laptop)."""
+    mode = workspace_mode()
+    if mode == "signed-in":
+        user = st.user
+        return Workspace.for_person(str(user.get("iss", "")), str(user.get("sub", "")),
+                                    str(user.get("email") or user.get("name") or user.get("sub")))
+    if mode == VISIT_MODE:
+        visit = st.session_state.setdefault("_visit", uuid.uuid4().hex)
+        return Workspace.for_visit(visit)
     return Workspace.local()
+
+
+@st.cache_resource(ttl=600, show_spinner=False)
+def _sweep_visits(max_age_s: float) -> int:
+    """Remove demo-room workspaces nobody has touched for a while (at most every ten minutes)."""
+    return remove_expired_visits(max_age_s)
+
+
+def require_sign_in() -> None:
+    """With sign-in configured, nothing but a sign-in screen until the person has signed in."""
+    if workspace_mode() != "signed-in" or st.user.is_logged_in:
+        return
+    st.title(":material/biotech: Vision Lab")
+    st.write("Sign in to get your own workspace: your projects, your enrolled faces and your models, "
+             "seen by nobody else.")
+    st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
+    st.stop()
+
+
+def account(where: Any = None) -> None:
+    """Who this workspace belongs to, in the sidebar, with a sign-out where there is sign-in."""
+    mode = workspace_mode()
+    with where or st.sidebar:
+        if mode == "signed-in":
+            st.caption(f"Signed in as **{workspace().owner}**")
+            st.button("Sign out", key="sign_out", icon=":material/logout:", on_click=st.logout)
+        elif mode == VISIT_MODE:
+            _sweep_visits(visit_hours() * 3600)
+            st.caption(f"Your workspace lasts for this visit: removed {visit_hours():g} h after you leave. "
+                       "Nobody else sees what you make here.")

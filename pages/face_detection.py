@@ -8,7 +8,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import current_photo, current_settings, friendly_errors, keep, param_widgets, start_page
+from pages._shared import (current_photo, current_settings, ensure_ready, guarded_fragment, keep, param_widgets,
+                           start_page, tabbed)
 from vision_backend import drawing
 from vision_backend.face_detection import DETECTORS
 from vision_backend.face_detection import evaluate as fde
@@ -24,20 +25,18 @@ def settings_of(name: str) -> dict:
     return current_settings(DETECTORS[name], PREFIX)
 
 
-@st.fragment
+@guarded_fragment
 def detector_column(name: str, photo: np.ndarray) -> None:
     """One detector's settings and result: a slider here reruns this detector only."""
     detector = DETECTORS[name]
-    with friendly_errors():
-        with st.expander(f"{detector.title} settings"):
-            settings = param_widgets(detector, PREFIX)
-        if not detector.ready():
-            st.info(f"{detector.title} is not on this machine yet.", icon=":material/download:")
-            return
-        found = detector.detect(photo, **settings)
-        st.image(drawing.draw_detections(photo, found), width="stretch")
-        score = "votes" if name == "viola_jones" else "score"
-        st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: {score})")
+    with st.expander(f"{detector.title} settings"):
+        settings = param_widgets(detector, PREFIX)
+    if not ensure_ready(detector.card):
+        return
+    found = detector.detect(photo, **settings)
+    st.image(drawing.draw_detections(photo, found), width="stretch")
+    score = "votes" if name == "viola_jones" else "score"
+    st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: {score})")
 
 
 def detect_tab(name: str, photo: np.ndarray) -> None:
@@ -53,7 +52,7 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
         face_actions(name, photo, ready)
 
 
-@st.fragment
+@guarded_fragment
 def face_actions(name: str, photo: np.ndarray, detectors: list[str]) -> None:
     st.subheader("Do something with the faces")
     source = st.selectbox("Use the faces found by", detectors, key=keep("fd_action_source", detectors[0]),
@@ -98,7 +97,7 @@ def haar_features(photo: np.ndarray) -> None:
         column.image(crop, caption=f"{kind}: {value:+,}", width="stretch")
 
 
-@st.fragment
+@guarded_fragment
 def viola_jones_tab(photo: np.ndarray) -> None:
     st.markdown("**The integral image.** Each cell holds the sum of every pixel above and to its left, so the sum of "
                 "*any* rectangle takes four look-ups: D − B − C + A. The deck's example:")
@@ -121,7 +120,7 @@ def viola_jones_tab(photo: np.ndarray) -> None:
                      "(minNeighbors groups them into faces)")
 
 
-@st.fragment
+@guarded_fragment
 def hog_tab(photo: np.ndarray) -> None:
     cell = st.select_slider("Cell size (px)", [4, 6, 8, 12, 16], key=keep("fd_hog_cell", 8))
     c1, c2 = st.columns(2)
@@ -132,7 +131,7 @@ def hog_tab(photo: np.ndarray) -> None:
                "linear SVM trained on faces.")
 
 
-@st.fragment
+@guarded_fragment
 def mtcnn_tab(photo: np.ndarray) -> None:
     st.markdown("MTCNN is a cascade of three CNNs: **P-Net** proposes boxes at every pyramid level, **R-Net** "
                 "refines and rejects them, **O-Net** gives the final boxes and five landmarks. "
@@ -186,7 +185,7 @@ def recall_at_scales(runs: list[tuple[str, str, dict]]) -> None:
     st.dataframe(spread.rename(columns=lambda c: f"recall {c}"), width="stretch")
 
 
-@st.fragment
+@guarded_fragment
 def measure_tab() -> None:
     PHOTOS.require()
     st.markdown("Three group photos with 17 hand-annotated faces (dlib's annotations). A detection is correct "
@@ -210,8 +209,6 @@ def measure_tab() -> None:
 start_page("Face detection", "Four generations of face detectors on your photo: Viola-Jones (2001), HOG + SVM (2005), "
            "MTCNN (2016) and YuNet (2023). Tune each one and watch boxes appear and vanish.")
 photo_name, photo = current_photo()
-tabs = st.tabs(["Detect", "How Viola-Jones works", "What HOG sees", "How MTCNN works", "Measure on group photos"])
-for tab, draw in zip(tabs, (lambda: detect_tab(photo_name, photo), lambda: viola_jones_tab(photo),
-                            lambda: hog_tab(photo), lambda: mtcnn_tab(photo), measure_tab)):
-    with tab, friendly_errors():
-        draw()
+tabbed({"Detect": lambda: detect_tab(photo_name, photo), "How Viola-Jones works": lambda: viola_jones_tab(photo),
+        "What HOG sees": lambda: hog_tab(photo), "How MTCNN works": lambda: mtcnn_tab(photo),
+        "Measure on group photos": measure_tab})

@@ -1,5 +1,8 @@
 """Train a CNN: the deck's small Keras CNN on 28x28 images, live curves, evaluation, and your own digit."""
 
+import uuid
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -7,128 +10,165 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages._shared import UPLOAD_TYPES, decode_upload, friendly_errors
-from vision_backend import models, paths, small_cnn
+from pages._shared import UPLOAD_TYPES, decode_upload, ensure_ready, friendly_errors, keep, start_page, workspace
 from vision_backend.intake import ImageIntakeError
+from vision_backend.small_cnn import data, networks, training
+from vision_backend.small_cnn.digits import prepare_digit
 
-st.title("Train a CNN")
-st.caption("The deck's network: two convolution + pooling blocks, then two dense layers. Train it here on real "
-           "28x28 images and watch it learn, epoch by epoch.")
+NETWORKS = {"deck": "The deck's CNN", "improved": "Improved"}
 
 
-@st.cache_data(max_entries=3, show_spinner="Reading the data set…")
+@st.cache_resource(max_entries=3, show_spinner="Reading the data set…")
 def dataset(name: str):
-    return small_cnn.load(name)
+    """One copy per process for every session (the arrays are only read)."""
+    return data.load(name)
 
 
 def dataset_label(key: str) -> str:
-    d = small_cnn.DATASETS[key]
-    return d.title + ("" if models.card(d.card).ready() else " — not on this machine")
+    d = data.DATASETS[key]
+    return d.title + ("" if d.card.ready() else " — not on this machine")
+
+
+def model_path(dataset_name: str, preset: str) -> Path:
+    """This session's model file in the person's workspace: a short id kept for the session in the name,
+    so two sessions (two tabs, two people on the local workspace) never overwrite each other's model."""
+    session = st.session_state.setdefault("cnn_session", uuid.uuid4().hex[:8])
+    return workspace().models_dir / f"cnn_{dataset_name}_{preset}_{session}.keras"
 
 
 def curves(history: dict) -> go.Figure:
+    """Loss and accuracy per epoch; markers so that a one-epoch run shows as points, not nothing."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     epochs = list(range(1, len(history.get("loss", [])) + 1))
     for column, metric in ((1, "loss"), (2, "accuracy")):
         for prefix, dash in (("", "solid"), ("val_", "dash")):
             if prefix + metric in history:
-                figure.add_trace(go.Scatter(x=epochs, y=history[prefix + metric], name=f"{prefix or 'train '}{metric}"
-                                            .replace("val_", "validation "), line={"dash": dash}), row=1, col=column)
+                figure.add_trace(go.Scatter(x=epochs, y=history[prefix + metric], mode="lines+markers",
+                                            name=f"{'validation' if prefix else 'train'} {metric}",
+                                            line={"dash": dash}), row=1, col=column)
     figure.update_xaxes(title_text="epoch", dtick=1)
     return figure.update_layout(height=320, margin={"t": 40})
 
 
-train_tab, result_tab, try_tab = st.tabs(["Train", "Evaluate", "Try it: draw a digit"])
-
-with train_tab, friendly_errors():
-    c1, c2 = st.columns(2)
-    data_name = c1.selectbox("Data set", list(small_cnn.DATASETS), format_func=dataset_label, key="cnn_data")
-    preset = c2.radio("Network", list(small_cnn.PRESETS), horizontal=True, key="cnn_preset",
-                      format_func={"deck": "The deck's CNN", "improved": "Improved"}.get)
-    if preset == "improved":
-        with c2.expander("What changes, and why"):
-            st.table(pd.DataFrame(small_cnn.IMPROVEMENTS, columns=["change", "why it helps"]))
-    (x_train, y_train), (x_test, y_test) = dataset(data_name)
-    classes = small_cnn.DATASETS[data_name].classes
+def training_settings(train_images: int) -> dict:
     w1, w2, w3, w4 = st.columns(4)
-    epochs = w1.slider("Epochs", 1, 30, 3, key="cnn_epochs", help="The deck trains 10.")
-    batch_size = w2.select_slider("Batch size", [16, 32, 50, 64, 128, 256], 50, key="cnn_batch")
-    validation = w3.slider("Validation split", 0.0, 0.4, 0.2, 0.05, key="cnn_val")
-    sizes = sorted({n for n in (1000, 3000, 6000, 12000, 30000) if n < len(x_train)} | {len(x_train)})
-    count = w4.select_slider("Training images", sizes, min(6000, len(x_train)), key="cnn_count",
+    epochs = w1.slider("Epochs", 1, 30, key=keep("cnn_epochs", 3), help="The deck trains 10.")
+    batch_size = w2.select_slider("Batch size", [16, 32, 50, 64, 128, 256], key=keep("cnn_batch", 50))
+    validation = w3.slider("Validation split", 0.0, 0.4, step=0.05, key=keep("cnn_val", 0.2))
+    sizes = sorted({n for n in (1000, 3000, 6000, 12000, 30000) if n < train_images} | {train_images})
+    count_key = keep("cnn_count", 6000)
+    if st.session_state[count_key] not in sizes:  # a size kept from a bigger data set
+        st.session_state[count_key] = min(6000, train_images)
+    count = w4.select_slider("Training images", sizes, key=count_key,
                              help="Fewer for a quick demo; all of them for the deck's figure.")
-    model = small_cnn.build(preset, len(classes))
-    table = pd.DataFrame(small_cnn.summary(model))
-    with st.expander(f"The network: {len(table)} layers, {int(table['parameters'].sum()):,} parameters"):
-        st.dataframe(table, hide_index=True, width="stretch")
-    st.caption(f"{len(x_train):,} training and {len(x_test):,} test images of {len(classes)} classes: "
+    return {"epochs": epochs, "batch_size": batch_size, "validation": validation, "count": count}
+
+
+def data_preview(x_train: np.ndarray, y_train: np.ndarray, test_images: int, classes: tuple[str, ...]) -> None:
+    st.caption(f"{len(x_train):,} training and {test_images:,} test images of {len(classes)} classes: "
                + ", ".join(classes))
-    gallery = st.columns(10)
-    for k, column in enumerate(gallery):
+    for k, column in enumerate(st.columns(len(classes))):
         column.image(x_train[np.flatnonzero(y_train == k)[0]], width="stretch", clamp=True)
         column.caption(classes[k])
 
+
+def finish(run: dict) -> None:
+    """Evaluate the run on the test set and save it as this session's file (also after a stopped run)."""
+    _, (x_test, y_test) = dataset(run["dataset"])
+    run["evaluation"] = training.evaluate(run["model"], x_test, y_test)
+    run["path"] = model_path(run["dataset"], run["preset"])
+    run["model"].save(run["path"])
+
+
+def train_now(run: dict, train_set: tuple[np.ndarray, np.ndarray], settings: dict) -> None:
+    """Train with a progress bar and curves redrawn every epoch; the run is kept as it goes."""
+    st.caption("Any click in the page stops training after the current epoch; the model so far is kept.")
+    epochs = settings["epochs"]
+    progress = st.progress(0.0, "Epoch 1…")
+    chart = st.empty()
+    st.session_state.cnn = run
+
+    def on_epoch(epoch: int, logs: dict) -> None:
+        for key, value in logs.items():
+            if key != "learning_rate":
+                run["history"].setdefault(key, []).append(float(value))
+        progress.progress((epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: accuracy {logs['accuracy']:.3f}"
+                          + (f", validation {logs['val_accuracy']:.3f}" if "val_accuracy" in logs else ""))
+        chart.plotly_chart(curves(run["history"]), width="stretch", key=f"cnn_curves_{epoch}")
+
+    x, y = data.subset(*train_set, settings["count"])
+    training.train(run["model"], x, y, epochs, settings["batch_size"], settings["validation"],
+                   [training.epoch_callback(on_epoch), *training.schedule(run["preset"], epochs)])
+    finish(run)
+    test_images = len(run["evaluation"].predicted)
+    progress.progress(1.0, f"Done: test accuracy {run['evaluation'].accuracy:.2%} on {test_images:,} test images")
+
+
+def train_tab() -> None:
+    c1, c2 = st.columns(2)
+    name = c1.selectbox("Data set", list(data.DATASETS), format_func=dataset_label,
+                        key=keep("cnn_data", "fashion_mnist"))
+    preset = c2.radio("Network", list(NETWORKS), horizontal=True, key=keep("cnn_preset", "deck"),
+                      format_func=NETWORKS.get)
+    if preset == "improved":
+        with c2.expander("What changes, and why"):
+            st.table(pd.DataFrame(networks.IMPROVEMENTS, columns=["change", "why it helps"]))
+    if not ensure_ready(data.DATASETS[name].card):
+        return
+    (x_train, y_train), (x_test, _) = dataset(name)
+    classes = data.DATASETS[name].classes
+    settings = training_settings(len(x_train))
+    model = networks.build(preset, len(classes))
+    table = pd.DataFrame(networks.summary(model))
+    with st.expander(f"The network: {len(table)} layers, {int(table['parameters'].sum()):,} parameters"):
+        st.dataframe(table, hide_index=True, width="stretch")
+    data_preview(x_train, y_train, len(x_test), classes)
     if st.button("Train", type="primary", key="cnn_train", icon=":material/play_arrow:"):
-        st.caption("Any click in the page stops training after the current epoch; the model so far is kept.")
-        progress = st.progress(0.0, "Epoch 1…")
-        chart = st.empty()
-        run = {"model": model, "history": {}, "dataset": data_name, "preset": preset, "classes": classes,
-               "evaluation": None, "images": count}
-        st.session_state.cnn = run
-
-        def on_epoch(epoch: int, logs: dict) -> None:
-            for key, value in logs.items():
-                if key != "learning_rate":
-                    run["history"].setdefault(key, []).append(float(value))
-            progress.progress((epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: accuracy {logs['accuracy']:.3f}"
-                              + (f", validation {logs['val_accuracy']:.3f}" if "val_accuracy" in logs else ""))
-            chart.plotly_chart(curves(run["history"]), width="stretch", key=f"cnn_curves_{epoch}")
-
-        pick = np.random.default_rng(0).permutation(len(x_train))[:count]
-        schedule = [small_cnn.cosine_decay(epochs)] if preset == "improved" else []
-        small_cnn.train(model, x_train[pick], y_train[pick], epochs, batch_size, validation,
-                        [small_cnn.epoch_callback(on_epoch), *schedule])
-        run["evaluation"] = small_cnn.evaluate(model, x_test, y_test)
-        path = paths.app_dir("models") / f"cnn_{data_name}_{preset}.keras"
-        model.save(path)
-        run["path"] = path
-        progress.progress(1.0, f"Done: test accuracy {run['evaluation'].accuracy:.2%} on {len(x_test):,} test images")
+        run = {"model": model, "history": {}, "dataset": name, "preset": preset, "classes": classes,
+               "evaluation": None, "images": settings["count"], "path": None}
+        train_now(run, (x_train, y_train), settings)
     elif "cnn" in st.session_state:
         st.plotly_chart(curves(st.session_state.cnn["history"]), width="stretch")
 
-with result_tab, friendly_errors():
+
+def mistakes(run: dict, x_test: np.ndarray, y_test: np.ndarray) -> None:
+    st.markdown("**The most confident mistakes**")
+    result, names = run["evaluation"], run["classes"]
+    columns = st.columns(8)
+    for i, index in enumerate(result.misclassified(y_test, 16)):
+        with columns[i % 8]:
+            st.image(x_test[index], width="stretch", clamp=True)
+            st.caption(f"{names[y_test[index]]} → {names[result.predicted[index]]}")
+
+
+@st.fragment
+def evaluate_tab() -> None:
     run = st.session_state.get("cnn")
     if not run:
         st.info("Train a network first (the Train tab).", icon=":material/info:")
-    else:
-        if run["evaluation"] is None:  # training was stopped part-way: evaluate what there is
-            (_, _), (x_eval, y_eval) = dataset(run["dataset"])
-            run["evaluation"] = small_cnn.evaluate(run["model"], x_eval, y_eval)
-        (_, _), (x_test, y_test) = dataset(run["dataset"])
-        result = run["evaluation"]
-        names = list(run["classes"])
+        return
+    with friendly_errors():
+        if run["evaluation"] is None:  # training was stopped part-way: evaluate and keep what there is
+            finish(run)
+        _, (x_test, y_test) = dataset(run["dataset"])
+        result, names = run["evaluation"], list(run["classes"])
         m1, m2, m3 = st.columns(3)
         m1.metric("Test accuracy", f"{result.accuracy:.2%}")
         m2.metric("Epochs trained", len(run["history"].get("loss", [])))
         m3.metric("Training images", f"{run['images']:,}")
         st.caption(f"Test accuracy {result.accuracy:.4f} on {len(y_test):,} test images "
-                   f"({small_cnn.DATASETS[run['dataset']].title}, {run['preset']} network)")
+                   f"({data.DATASETS[run['dataset']].title}, {run['preset']} network)")
         heat = px.imshow(result.confusion, x=names, y=names, text_auto=True, color_continuous_scale="Blues",
                          labels={"x": "predicted", "y": "true", "color": "images"}, title="Confusion matrix")
         st.plotly_chart(heat.update_layout(height=520), width="stretch")
-        st.markdown("**The most confident mistakes**")
-        wrong = result.misclassified(y_test, 16)
-        columns = st.columns(8)
-        for i, index in enumerate(wrong):
-            with columns[i % 8]:
-                st.image(x_test[index], width="stretch", clamp=True)
-                st.caption(f"{names[y_test[index]]} → {names[result.predicted[index]]}")
-        if run.get("path") and run["path"].is_file():
-            st.download_button("Download the model (.keras)", run["path"].read_bytes(), run["path"].name,
-                               "application/octet-stream")
+        mistakes(run, x_test, y_test)
+        if run["path"] is not None and run["path"].is_file():
+            st.download_button("Download the model (.keras)", run["path"].read_bytes(),
+                               f"cnn_{run['dataset']}_{run['preset']}.keras", "application/octet-stream",
+                               on_click="ignore")
 
 
-def canvas_drawing():
+def canvas_drawing() -> np.ndarray | None:
     """The drawing canvas (a Streamlit component) or None where it cannot be shown."""
     try:
         from streamlit_drawable_canvas import st_canvas
@@ -139,35 +179,48 @@ def canvas_drawing():
     return drawn.image_data
 
 
-with try_tab, friendly_errors():
+def your_digit() -> np.ndarray | None:
+    """A drawing on the canvas or an uploaded photo (the photo wins when there is one)."""
+    st.markdown("Draw a digit (black on white), or upload a photo of one:")
+    st.space("medium")  # the canvas's toolbar appears above it on hover: keep it off the text
+    drawn = canvas_drawing()
+    upload = st.file_uploader("Photo of a digit", type=UPLOAD_TYPES, key="cnn_digit_upload")
+    if upload is None:
+        return drawn
+    try:
+        return decode_upload(upload.getvalue(), upload.name)
+    except ImageIntakeError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+
+
+@st.fragment
+def try_tab() -> None:
     run = st.session_state.get("cnn")
     if not run:
         st.info("Train a network first; a digit data set (MNIST test digits works offline) for digits.",
                 icon=":material/info:")
-    else:
+        return
+    with friendly_errors():
         left, right = st.columns(2)
         with left:
-            st.markdown("Draw a digit (black on white), or upload a photo of one:")
-            drawn = canvas_drawing()
-            upload = st.file_uploader("Photo of a digit", type=UPLOAD_TYPES, key="cnn_digit_upload")
-            image = None
-            if upload is not None:
-                try:
-                    image = decode_upload(upload.getvalue(), upload.name)
-                except ImageIntakeError as error:
-                    st.error(str(error), icon=":material/broken_image:")
-            elif drawn is not None:
-                image = drawn
-        with right:
-            digit = small_cnn.prepare_digit(image) if image is not None else None
-            if digit is None:
-                st.info("Nothing drawn yet.", icon=":material/draw:")
-            else:
-                probabilities = run["model"].predict(small_cnn.scale(digit[None]), verbose=0)[0]
-                st.image(digit, width=140, clamp=True)
-                st.caption("What the network sees: 28x28, white ink on black, centred by mass as MNIST is")
-                best = int(probabilities.argmax())
-                st.caption(f"It says **{run['classes'][best]}** ({probabilities[best]:.0%})")
-                frame = pd.DataFrame({"class": list(run["classes"]), "probability": probabilities})
-                st.plotly_chart(px.bar(frame, x="class", y="probability", range_y=[0, 1], height=300),
-                                width="stretch")
+            image = your_digit()
+        digit = prepare_digit(image) if image is not None else None
+        if digit is None:
+            right.info("Nothing drawn yet.", icon=":material/draw:")
+            return
+        probabilities = training.predict(run["model"], digit[None])[0]
+        best = int(probabilities.argmax())
+        right.image(digit, width=140, clamp=True)
+        right.caption("What the network sees: 28x28, white ink on black, centred by mass as MNIST is")
+        right.caption(f"It says **{run['classes'][best]}** ({probabilities[best]:.0%})")
+        frame = pd.DataFrame({"class": list(run["classes"]), "probability": probabilities})
+        right.plotly_chart(px.bar(frame, x="class", y="probability", range_y=[0, 1], height=300), width="stretch")
+
+
+start_page("Train a CNN", "The deck's network: two convolution + pooling blocks, then two dense layers. Train it "
+           "here on real 28x28 images and watch it learn, epoch by epoch.")
+tabs = st.tabs(["Train", "Evaluate", "Try it: draw a digit"])
+for tab, draw in zip(tabs, (train_tab, evaluate_tab, try_tab)):
+    with tab, friendly_errors():
+        draw()

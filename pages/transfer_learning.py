@@ -1,351 +1,504 @@
 """Transfer learning studio: label your own classes, train a head on a frozen pretrained CNN, evaluate, predict, export."""
 
+import re
+from pathlib import Path
+from typing import Any, Callable
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, load_model, load_saved_model
-from vision_backend import classification as cl
-from vision_backend import models, projects, transfer
+from pages._shared import UPLOAD_TYPES, current_photo, decode_upload, friendly_errors, keep, start_page, workspace
+from vision_backend.archive import ArchiveError
+from vision_backend.classification import convert
 from vision_backend.intake import ImageIntakeError, encode_png
-from vision_backend.small_cnn import epoch_callback
+from vision_backend.small_cnn.training import epoch_callback
+from vision_backend.transfer import demo, evaluate, export, features, full, head
+from vision_backend.transfer.bases import BASES
+from vision_backend.transfer.projects import Project, thumbnail
+from vision_backend.workspace import Workspace
 
-st.title("Transfer learning")
-st.caption("A network trained on ImageNet already knows edges, textures and parts. Freeze it, let it describe each of "
-           "your photos with a vector once, and train only a small head on those vectors: seconds, not hours.")
-
-DEMO = "Flowers demo"
 RECIPES = {  # widget key -> value; "Teachable Machine" is its documented default recipe
     "Vision Lab": {"tl_base": "mobilenet_v2_notop", "tl_pooling": "layers", "tl_hidden": 0, "tl_dropout": 0.5,
                    "tl_epochs": 150, "tl_lr": 3e-3, "tl_batch": 32},
     "Teachable Machine": {"tl_base": "mobilenet_v1_025_notop", "tl_pooling": "average", "tl_hidden": 100,
                           "tl_dropout": 0.0, "tl_epochs": 50, "tl_lr": 1e-3, "tl_batch": 16},
 }
+MODES = {"fast": "Fast: cached features, head only", "full": "Full: augmented photos, optional fine-tuning"}
+PER_PAGE = 32  # thumbnails per page of a class; every photo is on some page, so every one can be deleted
+SHOWN_SKIPPED = 50
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+def md(text: str) -> str:
+    """A name a person typed, shown literally in Markdown (no emphasis, links or maths made from it)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+
+
+def flash(text: str) -> None:
+    """A message for the next run (actions rerun the page so every count is fresh)."""
+    st.session_state.setdefault("tl_flash", []).append(text)
+
+
+def then_rerun(switch_to: str | None = None, clear: tuple[str, ...] = ()) -> None:
+    """Rerun the page; before its widgets are drawn, switch to a project and empty name boxes."""
+    if switch_to is not None:
+        st.session_state.tl_switch_to = switch_to
+    st.session_state.tl_clear = [*st.session_state.get("tl_clear", []), *clear]
+    st.rerun()
+
+
+def apply_pending() -> None:
+    if "tl_switch_to" in st.session_state:
+        st.session_state.tl_project = st.session_state.pop("tl_switch_to")
+    for key in st.session_state.pop("tl_clear", []):
+        st.session_state[key] = ""
+
+
+def skipped_list(lines: list[str]) -> None:
+    """What was not added, one line per file."""
+    shown = "\n".join(f"- {md(line)}" for line in lines[:SHOWN_SKIPPED])
+    more = f"\n- … and {len(lines) - SHOWN_SKIPPED} more" if len(lines) > SHOWN_SKIPPED else ""
+    st.warning(f"Skipped:\n{shown}{more}", icon=":material/warning:")
+
+
+@st.cache_data(max_entries=600, show_spinner=False)
+def small_photo(path: str) -> np.ndarray | None:
+    """A stored photo's thumbnail, decoded to RGB (files are named by their content, so the path is the key)."""
+    return thumbnail(Path(path), 128)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the saved model…")
+def saved_model(path: str, modified: float) -> Any:
+    return export.load_saved(Path(path))
 
 
 def use_recipe(name: str) -> None:
     for key, value in RECIPES[name].items():
-        if key != "tl_base" or models.card(value).ready():
+        if key != "tl_base" or BASES[value].ready():
             st.session_state[key] = value
 
 
-name, photo = current_photo()
-
-
-def open_project() -> projects.Project | None:
-    existing = projects.list_projects()
-    c1, c2, c3 = st.columns([2, 2, 1])
+# ---- the project ------------------------------------------------------------------------------------
+def open_project() -> Project | None:
+    space = workspace()
+    existing = space.projects()
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    chosen = None
     if existing:
-        chosen = c1.selectbox("Project", existing, key="tl_project",
-                              index=existing.index(st.session_state.get("tl_open", existing[0]))
-                              if st.session_state.get("tl_open") in existing else 0)
+        chosen = c1.selectbox("Project", existing, key=keep("tl_project", existing[0]))
     else:
         c1.info("No project yet: load the demo or create one.", icon=":material/folder_open:")
-        chosen = None
     new = c2.text_input("New project", key="tl_new_name", placeholder="e.g. my mugs")
     if c3.button("Create", key="tl_create", disabled=not new.strip()):
-        projects.Project(new.strip())
-        st.session_state.tl_open = new.strip()
-        st.rerun()
-    if DEMO not in existing and models.card("demo_classes").ready() and \
-            st.button("Load the flowers demo project (5 classes x 50 real photos)", key="tl_demo", type="primary"):
-        demo = projects.Project(DEMO)
-        demo.import_zip(_folder_zip(models.card("demo_classes").path()))
-        st.session_state.tl_open = DEMO
-        st.rerun()
-    return projects.Project(chosen, create=False) if chosen else None
+        with friendly_errors():
+            created = space.project(new, create=True)
+            flash(f"Opened the existing project {md(created.name)}" if created.name in existing else
+                  f"Created the project {md(created.name)}")
+            then_rerun(switch_to=created.name, clear=("tl_new_name",))
+    demo_button(space, existing)
+    return space.project(chosen, create=False) if chosen in existing else None
 
 
-def _folder_zip(root) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for label, files in transfer.class_folders(root).items():
-            for file in files:
-                archive.write(file, f"{label}/{file.name}")
-    return buffer.getvalue()
+def demo_button(space: Workspace, existing: list[str]) -> None:
+    if demo.DEMO_PROJECT in existing or not demo.DEMO_CLASSES.ready():
+        return
+    if st.button("Load the flowers demo project (5 classes x 50 real photos)", key="tl_demo", type="primary"):
+        with st.spinner("Adding the demo's photos…"):
+            demo.load_demo_project(space.project(demo.DEMO_PROJECT))
+        then_rerun(switch_to=demo.DEMO_PROJECT)
 
 
+# ---- Label ----------------------------------------------------------------------------------------
+def label_tab(project: Project, photo_name: str, photo: np.ndarray) -> None:
+    for text in st.session_state.pop("tl_flash", []):
+        st.toast(text)
+    counts = project.counts()
+    st.markdown(f"**{md(project.name)}**: {len(counts)} classes, {sum(counts.values())} examples "
+                "(stored on this machine; a restart loses nothing).")
+    a1, a2 = st.columns([3, 1], vertical_alignment="bottom")
+    new_class = a1.text_input("New class", key="tl_new_class", placeholder="e.g. cat")
+    if a2.button("Add class", key="tl_add_class", disabled=not new_class.strip()):
+        flash(f"Added the class {md(project.add_class(new_class))}")
+        then_rerun(clear=("tl_new_class",))
+    if counts:
+        add_current_photo(project, list(counts), photo_name, photo)
+        camera_shots(project, list(counts))
+    zip_import(project)
+    for label in counts:
+        class_expander(project, label, list(counts))
+    st.download_button("Export the project (ZIP)", project.export_zip, f"{project.name}.zip", "application/zip",
+                       disabled=not counts, on_click="ignore", key="tl_export_zip")
+
+
+def add_current_photo(project: Project, classes: list[str], photo_name: str, photo: np.ndarray) -> None:
+    b1, b2 = st.columns([3, 1], vertical_alignment="bottom")
+    target = b1.selectbox("Add the current photo to", classes, key=keep("tl_photo_class", classes[0]))
+    if b2.button("Add photo", key="tl_add_photo"):
+        added = project.add_example(target, encode_png(photo), photo_name)
+        flash(f"Added {md(photo_name)} to {md(target)}" if added else f"{md(photo_name)} is already in {md(target)}")
+        then_rerun()
+
+
+@st.fragment
+def camera_shots(project: Project, classes: list[str]) -> None:
+    if not st.toggle("Take photos with the camera", key=keep("tl_camera_on", False)):
+        return
+    k1, k2 = st.columns([1, 2])
+    target = k1.selectbox("Add each shot to", classes, key=keep("tl_camera_class", classes[0]))
+    shot = k2.camera_input("Camera", key="tl_camera", label_visibility="collapsed")
+    if shot is None or st.session_state.get("tl_camera_done") == shot.file_id:
+        return  # each shot is added once, not again on every rerun
+    st.session_state.tl_camera_done = shot.file_id
+    try:
+        added = project.add_example(target, shot.getvalue(), f"camera_{target}.jpg")
+    except ImageIntakeError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return
+    flash(f"Added a photo to {md(target)}" if added else "That shot is already there")
+    then_rerun()
+
+
+def zip_import(project: Project) -> None:
+    result = st.session_state.pop("tl_zip_result", None)
+    with st.expander("Import a ZIP (one folder per class)", expanded=result is not None):
+        if result is not None:
+            st.success(f"Imported {result[0]} image(s).", icon=":material/check:")
+            if result[1]:
+                skipped_list(result[1])
+        archive = st.file_uploader("ZIP", type=["zip"], key="tl_zip")
+        if archive is not None and st.button("Import", key="tl_zip_go"):
+            try:
+                st.session_state.tl_zip_result = project.import_zip(archive)
+            except ArchiveError as error:
+                st.error(f"{archive.name}: {error}", icon=":material/folder_zip:")
+                return
+            then_rerun()
+
+
+@st.fragment
+def class_expander(project: Project, label: str, classes: list[str]) -> None:
+    """One class: its photos (count and thumbnails read together), uploads, move, rename, delete."""
+    examples = project.examples(label)
+    with st.expander(f"{md(label)} · {len(examples)} example(s)", expanded=not examples), friendly_errors():
+        add_uploads(project, label)
+        thumbnails(project, label, examples)
+        move_example(project, label, examples, classes)
+        n1, n2, n3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+        renamed = n1.text_input("Rename to", key=f"tl_rename_{label}", placeholder=label)
+        if n2.button("Rename", key=f"tl_rename_go_{label}", disabled=not renamed.strip()):
+            project.rename_class(label, renamed)
+            then_rerun(clear=(f"tl_rename_{label}",))
+        if n3.button(f"Delete class {md(label)}", key=f"tl_del_class_{label}"):
+            project.delete_class(label)
+            then_rerun()
+
+
+def add_uploads(project: Project, label: str) -> None:
+    if skipped := st.session_state.pop(f"tl_skipped_{label}", None):
+        skipped_list(skipped)
+    version = st.session_state.get(f"tl_up_version_{label}", 0)  # a new uploader once its photos are in
+    uploads = st.file_uploader(f"Add photos to {md(label)}", type=UPLOAD_TYPES, accept_multiple_files=True,
+                               key=f"tl_up_{label}_{version}")
+    if uploads and st.button(f"Add {len(uploads)} photo(s)", key=f"tl_up_go_{label}"):
+        added, skipped = project.add_examples(label, ((u.name, u.getvalue()) for u in uploads))
+        st.session_state[f"tl_skipped_{label}"] = skipped
+        st.session_state[f"tl_up_version_{label}"] = version + 1
+        flash(f"Added {added} photo(s) to {md(label)}")
+        then_rerun()
+
+
+def thumbnails(project: Project, label: str, examples: list) -> None:
+    """Every stored photo, decoded the one way photos are (so none can break the page), a page at a time."""
+    pages = max(1, -(-len(examples) // PER_PAGE))
+    page = st.selectbox("Page", range(1, pages + 1), key=keep(f"tl_page_{label}", 1),
+                        format_func=lambda p: f"photos {(p - 1) * PER_PAGE + 1}–{min(p * PER_PAGE, len(examples))} "
+                                              f"of {len(examples)}") if pages > 1 else 1
+    columns = st.columns(8)
+    for i, example in enumerate(examples[(page - 1) * PER_PAGE : page * PER_PAGE]):
+        with columns[i % 8]:
+            image = small_photo(str(example.path))
+            if image is None:
+                st.caption("cannot be shown")
+            else:
+                st.image(image, caption=f"#{example.id}", width="stretch")
+            if st.button("Delete", key=f"tl_del_{example.id}"):
+                project.delete_example(example.id)
+                then_rerun()
+
+
+def move_example(project: Project, label: str, examples: list, classes: list[str]) -> None:
+    if not examples:
+        return
+    others = [c for c in classes if c != label]
+    m1, m2, m3 = st.columns(3, vertical_alignment="bottom")
+    moved = m1.selectbox("Move example", [e.id for e in examples], key=f"tl_move_{label}",
+                         format_func=lambda i: f"#{i}")
+    to = m2.selectbox("to class", others or [label], key=f"tl_move_to_{label}")
+    if m3.button("Move", key=f"tl_move_go_{label}", disabled=not others):
+        project.move_example(moved, to)
+        then_rerun()
+
+
+# ---- Train ----------------------------------------------------------------------------------------
+def fast_settings() -> head.HeadSettings:
+    d = head.HeadSettings()
+    s1, s2, s3, s4 = st.columns(4)
+    return head.HeadSettings(
+        pooling=s1.selectbox("Features", list(features.POOLINGS), key=keep("tl_pooling", d.pooling),
+                             help="\n\n".join(f"**{k}**: {v}" for k, v in features.POOLINGS.items())),
+        hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256, 512], key=keep("tl_hidden", d.hidden),
+                                help="0 = a softmax straight on the features; Teachable Machine uses 100."),
+        dropout=s3.slider("Dropout", 0.0, 0.7, step=0.05, key=keep("tl_dropout", d.dropout)),
+        epochs=s4.slider("Epochs", 5, 300, step=5, key=keep("tl_epochs", d.epochs)),
+        learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                                       key=keep("tl_lr", d.learning_rate)),
+        validation=s2.slider("Validation share", 0.1, 0.4, step=0.05, key=keep("tl_val", d.validation)),
+        batch_size=s3.select_slider("Batch size", [8, 16, 32, 64], key=keep("tl_batch", d.batch_size)),
+        patience=s4.select_slider("Early stopping (epochs without progress)", [0, 10, 25, 50],
+                                  key=keep("tl_patience", d.patience), help="0 = train every epoch"),
+        class_weights=s1.toggle("Class weights", key=keep("tl_weights", d.class_weights),
+                                help="Count rare classes more, so a big class cannot drown them."),
+        mirror=s2.toggle("Mirror images too", key=keep("tl_mirror", d.mirror),
+                         help="Learn from each photo's mirror image as well (cached like the rest)."),
+    )
+
+
+def full_settings() -> full.FullSettings:
+    d = full.FullSettings()
+    s1, s2, s3, s4 = st.columns(4)
+    settings = full.FullSettings(
+        pooling=s1.radio("Pooling", ["average", "flatten"], horizontal=True, key=keep("tl_full_pooling", d.pooling),
+                         help="\n\n".join(f"**{k}**: {features.POOLINGS[k]}" for k in ("average", "flatten"))),
+        hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256], key=keep("tl_full_hidden", d.hidden)),
+        dropout=s3.slider("Dropout", 0.0, 0.7, step=0.05, key=keep("tl_full_dropout", d.dropout)),
+        epochs=s4.slider("Epochs (head)", 1, 50, key=keep("tl_full_epochs", d.epochs)),
+        learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3],
+                                       key=keep("tl_full_lr", d.learning_rate)),
+        validation=s2.slider("Validation share", 0.1, 0.4, step=0.05, key=keep("tl_full_val", d.validation)),
+        batch_size=s3.select_slider("Batch size", [4, 8, 16, 32], key=keep("tl_full_batch", d.batch_size)),
+        augment=s4.toggle("Augment (flip, turn, zoom, brightness)", key=keep("tl_full_augment", d.augment)),
+        fine_tune_layers=s1.slider("Fine-tune the top N base layers", 0, 40, key=keep("tl_full_ft", d.fine_tune_layers),
+                                   help="0 = the base stays frozen"),
+        fine_tune_epochs=s2.slider("Fine-tuning epochs", 1, 20, key=keep("tl_full_ft_epochs", d.fine_tune_epochs)),
+        fine_tune_learning_rate=s3.select_slider("Fine-tuning rate", [1e-6, 1e-5, 1e-4],
+                                                 key=keep("tl_full_ft_lr", d.fine_tune_learning_rate)),
+        class_weights=s4.toggle("Class weights", key=keep("tl_full_weights", d.class_weights)),
+    )
+    st.caption("Full mode runs every photo through the base on every epoch: about 2-4 s per epoch for "
+               "200 photos on two cores, more with fine-tuning.")
+    return settings
+
+
+@st.fragment
+def train_tab(project: Project, trained: evaluate.Trained | None) -> None:
+    ready = [name for name, base in BASES.items() if base.ready()]
+    if not ready:
+        st.warning("No frozen base is on this machine yet (see Home's model table).", icon=":material/download:")
+        return
+    r1, r2, r3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+    mode = r1.radio("Mode", list(MODES), horizontal=True, key=keep("tl_mode", "fast"), format_func=MODES.get)
+    for column, recipe in zip((r2, r3), RECIPES):
+        column.button(f"{recipe} recipe", key=f"tl_recipe_{recipe}", on_click=use_recipe, args=(recipe,),
+                      disabled=mode != "fast")
+    base = BASES[st.selectbox("Frozen base", ready, key=keep("tl_base", ready[0]), format_func=lambda b: BASES[b].title)]
+    settings = fast_settings() if mode == "fast" else full_settings()
+    problems = project.problems()
+    for problem in problems:
+        st.warning(problem, icon=":material/warning:")
+    if trained is not None:
+        last_training(trained)
+    if not problems and st.button("Train", type="primary", key="tl_train"):
+        run_training(project, base, mode, settings)
+
+
+def curves(history: dict[str, list[float]], columns: Callable[[str], bool], title: str) -> Any:
+    frame = pd.DataFrame(history).reset_index(names="epoch")
+    return px.line(frame, x="epoch", y=[c for c in frame if c != "epoch" and columns(c)], markers=len(frame) < 2,
+                   title=title)
+
+
+def run_training(project: Project, base: Any, mode: str, settings: Any) -> None:
+    """Train with a progress bar and live curves, keep the model with the project, and rerun so every tab shows it."""
+    bar = st.progress(0.0, "Features…")
+    chart = st.empty()
+    history: dict[str, list[float]] = {}
+    total = settings.epochs + (settings.fine_tune_epochs if mode == "full" and settings.fine_tune_layers else 0)
+
+    def photos_progress(done: int, count: int) -> None:
+        what = "Base features for new photos" if mode == "fast" else "Reading photos"
+        bar.progress(done / count * 0.3, f"{what}: {done}/{count}")
+
+    def on_epoch(epoch: int, logs: dict) -> None:
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        bar.progress(min(1.0, 0.3 + 0.7 * (epoch + 1) / total), f"Epoch {epoch + 1}/{total}")
+        if mode == "full" or epoch % 5 == 4:
+            chart.plotly_chart(curves(history, lambda c: "accuracy" in c, "accuracy"), width="stretch",
+                               key=f"tl_curve_{epoch}")
+
+    train = head.train_project if mode == "fast" else full.train_full
+    trained = train(project, base, settings, [epoch_callback(on_epoch)], photos_progress)
+    bar.progress(1.0, "Saving the model with the project…")
+    export.save_trained(project, base, trained)
+    st.session_state.tl_trained = (project.name, trained)
+    then_rerun()
+
+
+def last_training(trained: evaluate.Trained) -> None:
+    st.success(f"Done in {trained.seconds:.1f} s: validation accuracy {trained.accuracy:.1%} on "
+               f"{len(trained.labels)} held-out example(s); saved with the project.", icon=":material/check:")
+    st.plotly_chart(curves(trained.history, lambda c: c != "learning_rate", "Training curves"), width="stretch")
+
+
+# ---- Evaluate -------------------------------------------------------------------------------------
+def evaluate_tab(project: Project, trained: evaluate.Trained | None) -> None:
+    if trained is None:
+        st.info("Train a model first (the Train tab).", icon=":material/info:")
+        return
+    st.metric("Validation accuracy", f"{trained.accuracy:.1%}")
+    st.caption(f"Validation accuracy {trained.accuracy:.4f} on {len(trained.labels)} held-out examples")
+    st.dataframe(pd.DataFrame(trained.per_class()).round(3), hide_index=True, width="stretch")
+    st.plotly_chart(px.imshow(trained.confusion(), x=trained.names, y=trained.names, text_auto=True,
+                              color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"},
+                              title="Confusion matrix (validation)"), width="stretch")
+    wrong = trained.misclassified()
+    examples = project.examples()
+    if wrong:
+        st.markdown("**Misclassified**")
+        columns = st.columns(8)
+        for k, (i, predicted) in enumerate((i, p) for i, p in wrong[:16] if i < len(examples)):
+            with columns[k % 8]:
+                image = small_photo(str(examples[i].path))
+                if image is not None:
+                    st.image(image, width="stretch")
+                st.caption(f"{md(examples[i].label)} → {md(trained.names[predicted])}")
+    feature_map(project, trained)
+
+
+@st.fragment
+def feature_map(project: Project, trained: evaluate.Trained) -> None:
+    method = st.radio("Map of your examples", ["PCA", "t-SNE"], horizontal=True, key=keep("tl_projection", "PCA"))
+    pooling = trained.settings.pooling if trained.head is not None else "layers"  # full mode: the default
+    with st.spinner(f"Features and {method}…"):
+        vectors, labels, names, examples = features.project_features(project, BASES[trained.base_name], pooling)
+        points = evaluate.project_2d(vectors[:, : vectors.shape[1] // 2], method)  # the photos, not their mirrors
+    st.plotly_chart(px.scatter(x=points[:, 0], y=points[:, 1], color=[names[k] for k in labels],
+                               hover_name=[e.source for e in examples],
+                               labels={"x": f"{method} 1", "y": f"{method} 2", "color": "class"},
+                               title=f"Your examples in feature space ({method} of the base's features)"),
+                    width="stretch")
+
+
+# ---- Predict --------------------------------------------------------------------------------------
+def predictor(choice: str, trained: evaluate.Trained | None, saved: dict) -> tuple[list[str], Callable]:
+    """(class names, photos -> probabilities) for the model chosen: the one just trained, or one saved earlier."""
+    if choice == "session":
+        base = BASES[trained.base_name]
+        return trained.names, lambda images: export.predict_images(trained, base, images)
+    path, meta = saved[choice]
+    model = saved_model(str(path), path.stat().st_mtime)
+    return meta["classes"], lambda images: export.photo_probabilities(model, images)
+
+
+@st.fragment
+def predict_tab(project: Project, trained: evaluate.Trained | None, photo_name: str, photo: np.ndarray) -> None:
+    saved = project.saved_models()
+    choices = (["session"] if trained is not None else []) + list(saved)
+    if not choices:
+        st.info("Train a model first (the Train tab); trained models are saved with the project.",
+                icon=":material/info:")
+        return
+    choice = st.selectbox("Model", choices, key=keep("tl_predict_model", choices[0]), format_func=lambda c: (
+        "The model you just trained" if c == "session" else
+        f"Saved: {c} ({saved[c][1].get('validation_accuracy', float('nan')):.0%} validation)"))
+    class_names, predict = predictor(choice, trained, saved)
+    probabilities = predict([photo])[0]
+    best = int(probabilities.argmax())
+    c1, c2 = st.columns(2)
+    c1.image(photo, width="stretch")
+    c2.caption(f"Prediction for {md(photo_name)}: **{md(class_names[best])}** ({probabilities[best]:.0%})")
+    c2.plotly_chart(px.bar(x=probabilities, y=class_names, orientation="h", range_x=[0, 1],
+                           labels={"x": "probability", "y": "class"}), width="stretch")
+    batch = st.file_uploader("Predict many photos", type=UPLOAD_TYPES, accept_multiple_files=True,
+                             key="tl_batch_predict")
+    if batch:
+        predict_many(batch, class_names, predict)
+
+
+def predict_many(uploads: list, class_names: list[str], predict: Callable) -> None:
+    rows, images, names = [], [], []
+    for upload in uploads:
+        try:
+            images.append(decode_upload(upload.getvalue(), upload.name))
+            names.append(upload.name)
+        except ImageIntakeError as error:
+            rows.append({"photo": upload.name, "prediction": f"skipped: {error}"})
+    if images:
+        rows += export.prediction_rows(names, predict(images), class_names)
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Predictions (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv",
+                       on_click="ignore")
+
+
+# ---- Export ---------------------------------------------------------------------------------------
+def export_tab(project: Project) -> None:
+    saved = project.saved_models()
+    if not saved:
+        st.info("Train a model first; it is saved with the project.", icon=":material/info:")
+    for stem, (path, meta) in saved.items():
+        export_row(project.name, stem, path, meta)
+
+
+@st.fragment
+def export_row(project_name: str, stem: str, path: Path, meta: dict) -> None:
+    size = BASES[meta["base"]].size if meta.get("base") in BASES else 224
+    st.markdown(f"**{md(stem)}** · classes {md(', '.join(meta.get('classes', [])))} · validation accuracy "
+                f"{meta.get('validation_accuracy', float('nan')):.1%}")
+    st.caption(f"Takes raw {size}x{size} RGB (0-255): the base's scaling is inside the model.")
+    e1, e2, e3 = st.columns(3)
+    e1.download_button("Keras (.keras)", path.read_bytes, f"{project_name}_{path.name}", "application/octet-stream",
+                       key=f"tl_dl_keras_{stem}", on_click="ignore")
+    for column, (fmt, conversion) in zip((e2, e3), (("onnx", convert.keras_to_onnx),
+                                                    ("tflite", convert.keras_to_tflite))):
+        conversion_cell(column.empty(), project_name, stem, path, fmt, conversion)
+
+
+def conversion_cell(slot: Any, project_name: str, stem: str, path: Path, fmt: str, conversion: Callable) -> None:
+    """"Convert to X" until the file exists, then its download in the same place: one or the other, never both."""
+    target = path.with_suffix(f".{fmt}")
+    if not target.is_file():
+        if not slot.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{stem}"):
+            return
+        with st.spinner(f"Converting to {fmt.upper()}…"):
+            conversion(saved_model(str(path), path.stat().st_mtime), target)
+    slot.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes, f"{project_name}_{target.name}",
+                         "application/octet-stream", key=f"tl_dl_{fmt}_{stem}", on_click="ignore")
+
+
+# ---- the page -------------------------------------------------------------------------------------
+def session_trained(project: Project) -> evaluate.Trained | None:
+    """The model trained in this browser session, if it was trained on this project."""
+    pair = st.session_state.get("tl_trained")
+    return pair[1] if pair and pair[0] == project.name else None
+
+
+start_page("Transfer learning", "A network trained on ImageNet already knows edges, textures and parts. Freeze it, "
+           "let it describe each of your photos with a vector once, and train only a small head on those vectors: "
+           "seconds, not hours.")
+apply_pending()
+photo_name, photo = current_photo()
+project = None
 with friendly_errors():
     project = open_project()
-
 if project is not None:
-    label_tab, train_tab, eval_tab, predict_tab, export_tab = st.tabs(
-        ["Label", "Train", "Evaluate", "Predict", "Export"])
-
-    with label_tab, friendly_errors():
-        counts = project.counts()
-        st.markdown(f"**{project.name}**: {len(counts)} classes, {sum(counts.values())} examples "
-                    "(stored on this machine; a restart loses nothing).")
-        a1, a2 = st.columns([3, 1])
-        new_class = a1.text_input("New class", key="tl_new_class", placeholder="e.g. cat")
-        if a2.button("Add class", key="tl_add_class", disabled=not new_class.strip()):
-            project.add_class(new_class)
-            st.rerun()
-        if counts:
-            b1, b2 = st.columns([3, 1])
-            target = b1.selectbox("Add the current photo to", list(counts), key="tl_photo_class")
-            if b2.button("Add photo", key="tl_add_photo"):
-                added = project.add_example(target, encode_png(photo), name)
-                st.toast(f"Added {name} to {target}" if added else f"{name} is already in {target}")
-        if counts and st.toggle("Take photos with the camera", key="tl_camera_on"):
-            k1, k2 = st.columns([1, 2])
-            shot_class = k1.selectbox("Add each shot to", list(counts), key="tl_camera_class")
-            shot = k2.camera_input("Camera", key="tl_camera", label_visibility="collapsed")
-            if shot is not None:
-                try:
-                    added = project.add_example(shot_class, shot.getvalue(), f"camera_{shot_class}.jpg")
-                    st.toast(f"Added a photo to {shot_class}" if added else "That shot is already there")
-                except ImageIntakeError as error:
-                    st.error(str(error), icon=":material/broken_image:")
-        with st.expander("Import a ZIP (one folder per class)"):
-            archive = st.file_uploader("ZIP", type=["zip"], key="tl_zip")
-            if archive is not None and st.button("Import", key="tl_zip_go"):
-                try:
-                    added, skipped = project.import_zip(archive.getvalue())
-                except Exception as error:  # noqa: BLE001 — a broken archive is a message
-                    st.error(f"{archive.name} is not a readable ZIP: {error}")
-                else:
-                    st.success(f"Imported {added} image(s).")
-                    for line in skipped[:20]:
-                        st.caption(f"skipped {line}")
-        for label, count in counts.items():
-            with st.expander(f"{label} · {count} example(s)", expanded=count == 0):
-                uploads = st.file_uploader(f"Add photos to {label}", type=UPLOAD_TYPES, accept_multiple_files=True,
-                                           key=f"tl_up_{label}")
-                if uploads and st.button(f"Add {len(uploads)} photo(s)", key=f"tl_up_go_{label}"):
-                    report = []
-                    for upload in uploads:
-                        try:
-                            project.add_example(label, upload.getvalue(), upload.name)
-                        except ImageIntakeError as error:
-                            report.append(f"{upload.name}: {error}")
-                    if report:
-                        st.warning("Skipped: " + "; ".join(report))
-                    else:
-                        st.rerun()
-                examples = project.examples(label)
-                columns = st.columns(8)
-                for i, example in enumerate(examples[:32]):
-                    with columns[i % 8]:
-                        st.image(example.path.read_bytes(), width="stretch")
-                        if st.button("Delete", key=f"tl_del_{example.id}"):
-                            project.delete_example(example.id)
-                            st.rerun()
-                if len(examples) > 32:
-                    st.caption(f"… and {len(examples) - 32} more")
-                m1, m2, m3 = st.columns(3)
-                move = m1.selectbox("Move example", [e.id for e in examples], key=f"tl_move_{label}",
-                                    format_func=lambda i: f"#{i}") if examples else None
-                to = m2.selectbox("to class", [c for c in counts if c != label] or [label], key=f"tl_move_to_{label}")
-                if examples and m3.button("Move", key=f"tl_move_go_{label}"):
-                    project.move_example(move, to)
-                    st.rerun()
-                n1, n2, n3 = st.columns([2, 1, 1])
-                renamed = n1.text_input("Rename to", key=f"tl_rename_{label}", placeholder=label)
-                if n2.button("Rename", key=f"tl_rename_go_{label}", disabled=not renamed.strip()):
-                    project.rename_class(label, renamed)
-                    st.rerun()
-                if n3.button(f"Delete class {label}", key=f"tl_del_class_{label}"):
-                    project.delete_class(label)
-                    st.rerun()
-        st.download_button("Export the project (ZIP)", project.export_zip(), f"{project.name}.zip", "application/zip",
-                           disabled=not counts)
-
-    with train_tab, friendly_errors():
-        ready = [b for b in transfer.BASES if models.card(b).ready()]
-        r1, r2, r3 = st.columns([2, 1, 1])
-        mode = r1.radio("Mode", ["fast", "full"], horizontal=True, key="tl_mode", format_func={
-            "fast": "Fast: cached features, head only", "full": "Full: augmented photos, optional fine-tuning"}.get)
-        for column, recipe in zip((r2, r3), RECIPES):
-            column.button(f"{recipe} recipe", key=f"tl_recipe_{recipe}", on_click=use_recipe, args=(recipe,),
-                          disabled=mode != "fast")
-        base_name = st.selectbox("Frozen base", ready, key="tl_base", format_func=lambda b: transfer.BASES[b].title)
-        s1, s2, s3, s4 = st.columns(4)
-        if mode == "fast":
-            d = transfer.HeadSettings()
-            pooling = s1.selectbox("Features", list(transfer.POOLINGS), key="tl_pooling",
-                                   index=list(transfer.POOLINGS).index(d.pooling), help="\n\n".join(
-                                       f"**{k}**: {v}" for k, v in transfer.POOLINGS.items()))
-            settings = transfer.HeadSettings(
-                pooling=pooling,
-                hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256, 512], d.hidden, key="tl_hidden",
-                                        help="0 = a softmax straight on the features; Teachable Machine uses 100."),
-                dropout=s3.slider("Dropout", 0.0, 0.7, d.dropout, 0.05, key="tl_dropout"),
-                epochs=s4.slider("Epochs", 5, 300, d.epochs, 5, key="tl_epochs"),
-                learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], d.learning_rate,
-                                               key="tl_lr"),
-                validation=s2.slider("Validation share", 0.1, 0.4, d.validation, 0.05, key="tl_val"),
-                batch_size=s3.select_slider("Batch size", [8, 16, 32, 64], d.batch_size, key="tl_batch"),
-                patience=s4.select_slider("Early stopping (epochs without progress)", [0, 10, 25, 50], d.patience,
-                                          key="tl_patience", help="0 = train every epoch"),
-                class_weights=s1.toggle("Class weights", d.class_weights, key="tl_weights",
-                                        help="Count rare classes more, so a big class cannot drown them."),
-                mirror=s2.toggle("Mirror images too", d.mirror, key="tl_mirror",
-                                 help="Learn from each photo's mirror image as well (cached like the rest)."),
-            )
-        else:
-            d = transfer.FullSettings()
-            settings = transfer.FullSettings(
-                pooling=s1.radio("Pooling", ["average", "flatten"], horizontal=True, key="tl_full_pooling",
-                                 help="\n\n".join(f"**{k}**: {transfer.POOLINGS[k]}" for k in ("average", "flatten"))),
-                hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256], d.hidden, key="tl_full_hidden"),
-                dropout=s3.slider("Dropout", 0.0, 0.7, d.dropout, 0.05, key="tl_full_dropout"),
-                epochs=s4.slider("Epochs (head)", 1, 50, d.epochs, key="tl_full_epochs"),
-                learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3], d.learning_rate,
-                                               key="tl_full_lr"),
-                validation=s2.slider("Validation share", 0.1, 0.4, d.validation, 0.05, key="tl_full_val"),
-                batch_size=s3.select_slider("Batch size", [4, 8, 16, 32], d.batch_size, key="tl_full_batch"),
-                augment=s4.toggle("Augment (flip, turn, zoom, brightness)", d.augment, key="tl_full_augment"),
-                fine_tune_layers=s1.slider("Fine-tune the top N base layers", 0, 40, d.fine_tune_layers,
-                                           key="tl_full_ft", help="0 = the base stays frozen"),
-                fine_tune_epochs=s2.slider("Fine-tuning epochs", 1, 20, d.fine_tune_epochs, key="tl_full_ft_epochs"),
-                fine_tune_learning_rate=s3.select_slider("Fine-tuning rate", [1e-6, 1e-5, 1e-4],
-                                                         d.fine_tune_learning_rate, key="tl_full_ft_lr"),
-                class_weights=s4.toggle("Class weights", d.class_weights, key="tl_full_weights"),
-            )
-            st.caption("Full mode runs every photo through the base on every epoch: about 2-4 s per epoch for "
-                       "200 photos on two cores, more with fine-tuning.")
-        for problem in project.problems():
-            st.warning(problem, icon=":material/warning:")
-        if not project.problems() and st.button("Train", type="primary", key="tl_train"):
-            base = load_model(base_name)
-            bar = st.progress(0.0, "Features…")
-            chart = st.empty()
-            history: dict[str, list[float]] = {}
-            total_epochs = settings.epochs + (settings.fine_tune_epochs if mode == "full" and
-                                              settings.fine_tune_layers else 0)
-
-            def photos_progress(done: int, total: int) -> None:
-                what = "Base features for new photos" if mode == "fast" else "Reading photos"
-                bar.progress(done / total * 0.3, f"{what}: {done}/{total}")
-
-            def on_epoch(epoch: int, logs: dict) -> None:
-                for key, value in logs.items():
-                    if key != "learning_rate":
-                        history.setdefault(key, []).append(float(value))
-                bar.progress(min(1.0, 0.3 + 0.7 * (epoch + 1) / total_epochs), f"Epoch {epoch + 1}/{total_epochs}")
-                if mode == "full" or epoch % 5 == 4:
-                    frame = pd.DataFrame(history).reset_index(names="epoch")
-                    chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if "accuracy" in c],
-                                               title="accuracy"), width="stretch", key=f"tl_curve_{epoch}")
-
-            train = transfer.train_project if mode == "fast" else transfer.train_full
-            trained = train(project, base_name, base, settings, [epoch_callback(on_epoch)], photos_progress)
-            bar.progress(1.0, f"Done in {trained.seconds:.1f} s: validation accuracy {trained.accuracy:.1%} "
-                              f"on {len(trained.labels)} held-out example(s)")
-            st.session_state.tl_trained = (project.name, trained)
-            frame = pd.DataFrame(trained.history).reset_index(names="epoch")
-            chart.plotly_chart(px.line(frame, x="epoch", y=[c for c in frame if c not in ("epoch", "learning_rate")],
-                                       title="Training curves"), width="stretch")
-            project.save_model(f"{base_name}_{mode}", transfer.export_model(base_name, base, trained), {
-                "classes": trained.names, "validation_accuracy": trained.accuracy, "base": base_name, "mode": mode,
-                "per_class": trained.per_class(), "examples": int(sum(project.counts().values())),
-                "settings": trained.settings.__dict__})
-
-    trained_pair = st.session_state.get("tl_trained")
-    trained = trained_pair[1] if trained_pair and trained_pair[0] == project.name else None
-
-    with eval_tab, friendly_errors():
-        if trained is None:
-            st.info("Train a model first (the Train tab).", icon=":material/info:")
-        else:
-            examples = project.examples()
-            st.metric("Validation accuracy", f"{trained.accuracy:.1%}")
-            st.caption(f"Validation accuracy {trained.accuracy:.4f} on {len(trained.labels)} held-out examples")
-            st.dataframe(pd.DataFrame(trained.per_class()).round(3), hide_index=True, width="stretch")
-            st.plotly_chart(px.imshow(trained.confusion(), x=trained.names, y=trained.names, text_auto=True,
-                                      color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"},
-                                      title="Confusion matrix (validation)"), width="stretch")
-            wrong = [(i, p) for i, p, y in zip(trained.validation, trained.probabilities.argmax(1), trained.labels)
-                     if p != y]
-            if wrong:
-                st.markdown("**Misclassified**")
-                columns = st.columns(8)
-                for k, (i, p) in enumerate(wrong[:16]):
-                    with columns[k % 8]:
-                        st.image(examples[i].path.read_bytes(), width="stretch")
-                        st.caption(f"{examples[i].label} → {trained.names[p]}")
-            pooling = trained.settings.pooling if trained.head is not None else "layers"  # full mode: the default
-            features, labels, names, _ = transfer.project_features(project, trained.base_name,
-                                                                   load_model(trained.base_name), pooling)
-            method = st.radio("Map of your examples", ["PCA", "t-SNE"], horizontal=True, key="tl_projection")
-            points = transfer.project_2d(features[:, : features.shape[1] // 2], method)
-            st.plotly_chart(px.scatter(x=points[:, 0], y=points[:, 1], color=[names[k] for k in labels],
-                                       hover_name=[e.source for e in examples],
-                                       labels={"x": f"{method} 1", "y": f"{method} 2", "color": "class"},
-                                       title=f"Your examples in feature space ({method} of the base's features)"),
-                            width="stretch")
-
-    with predict_tab, friendly_errors():
-        saved = project.saved_models()
-        choices = (["session"] if trained is not None else []) + list(saved)
-        if not choices:
-            st.info("Train a model first (the Train tab); trained models are saved with the project.",
-                    icon=":material/info:")
-        else:
-            choice = st.selectbox("Model", choices, key="tl_predict_model", format_func=lambda c: (
-                "The model you just trained" if c == "session" else
-                f"Saved: {c} ({saved[c][1].get('validation_accuracy', float('nan')):.0%} validation)"))
-            if choice == "session":
-                base = load_model(trained.base_name)
-                class_names = trained.names
-
-                def predict(images: list[np.ndarray]) -> np.ndarray:
-                    return transfer.predict_images(trained, base, images)
-            else:
-                path, meta = saved[choice]
-                model = load_saved_model(str(path), path.stat().st_mtime)
-                class_names = meta["classes"]
-
-                def predict(images: list[np.ndarray]) -> np.ndarray:
-                    return transfer.photo_probabilities(model, images)
-
-            probabilities = predict([photo])[0]
-            best = int(probabilities.argmax())
-            c1, c2 = st.columns(2)
-            c1.image(photo, width="stretch")
-            c2.caption(f"Prediction for {name}: **{class_names[best]}** ({probabilities[best]:.0%})")
-            c2.plotly_chart(px.bar(x=probabilities, y=class_names, orientation="h", range_x=[0, 1],
-                                   labels={"x": "probability", "y": "class"}), width="stretch")
-            batch = st.file_uploader("Predict many photos", type=UPLOAD_TYPES, accept_multiple_files=True,
-                                     key="tl_batch_predict")
-            if batch:
-                rows, images, names_ok = [], [], []
-                for upload in batch:
-                    try:
-                        images.append(decode_upload(upload.getvalue(), upload.name))
-                        names_ok.append(upload.name)
-                    except ImageIntakeError as error:
-                        rows.append({"photo": upload.name, "prediction": f"skipped: {error}"})
-                if images:
-                    for photo_name, p in zip(names_ok, predict(images)):
-                        rows.append({"photo": photo_name, "prediction": class_names[int(p.argmax())],
-                                     **{c: round(float(v), 4) for c, v in zip(class_names, p)}})
-                table = pd.DataFrame(rows)
-                st.dataframe(table, hide_index=True, width="stretch")
-                st.download_button("Predictions (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv")
-
-    with export_tab, friendly_errors():
-        saved = project.saved_models()
-        if not saved:
-            st.info("Train a model first; it is saved with the project.", icon=":material/info:")
-        for stem, (path, meta) in saved.items():
-            st.markdown(f"**{stem}** · classes {', '.join(meta.get('classes', []))} · validation accuracy "
-                        f"{meta.get('validation_accuracy', float('nan')):.1%}")
-            st.caption("Takes raw 224x224 RGB (0-255): the base's scaling is inside the model.")
-            e1, e2, e3 = st.columns(3)
-            e1.download_button("Keras (.keras)", path.read_bytes(), f"{project.name}_{path.name}",
-                               "application/octet-stream", key=f"tl_dl_keras_{stem}")
-            for column, (fmt, convert) in zip((e2, e3), (("onnx", cl.keras_to_onnx), ("tflite", cl.keras_to_tflite))):
-                target = path.with_suffix(f".{fmt}")
-                if not target.is_file() and column.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{stem}"):
-                    with st.spinner(f"Converting to {fmt.upper()}…"):
-                        convert(load_saved_model(str(path), path.stat().st_mtime), target)
-                if target.is_file():
-                    column.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes(),
-                                           f"{project.name}_{target.name}", "application/octet-stream",
-                                           key=f"tl_dl_{fmt}_{stem}")
+    trained = session_trained(project)
+    tabs = st.tabs(["Label", "Train", "Evaluate", "Predict", "Export"])
+    for tab, draw in zip(tabs, (lambda: label_tab(project, photo_name, photo), lambda: train_tab(project, trained),
+                                lambda: evaluate_tab(project, trained),
+                                lambda: predict_tab(project, trained, photo_name, photo),
+                                lambda: export_tab(project))):
+        with tab, friendly_errors():
+            draw()

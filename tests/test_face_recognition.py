@@ -1,4 +1,5 @@
-"""Face recognition: real dlib embeddings, LFW fold 1, the VGGFace2 loader on a generated file, the gallery, the page."""
+"""Face recognition: real dlib embeddings, LFW fold 1, the VGGFace2 loader on a generated file, the gallery
+(idempotent, refusing hostile names, swept on open), bulk enrolment, and the page."""
 
 from __future__ import annotations
 
@@ -8,66 +9,81 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import ROOT, require_real
+from test_intake import BAD_FILES
 from test_pages import start
-from vision_backend import face_recognition as fr
-from vision_backend import models, samples, vggface
+from vision_backend import samples
 from vision_backend.detections import Detections
+from vision_backend.face_detection import DETECTORS
+from vision_backend.face_recognition import EMBEDDERS, VGGFace2, lfw, recognise, scratch, vggface
+from vision_backend.face_recognition.gallery import Gallery
+from vision_backend.imageops import l2_normalise
+from vision_backend.storage import InvalidName, NameTaken
+
+DLIB = "dlib_resnet_face"
 
 
 @pytest.fixture(scope="module")
-def dlib_parts(real_model):
-    return real_model("dlib_resnet_face"), real_model("dlib_hog")
+def dlib(real_model):
+    real_model("dlib_hog")
+    return real_model(DLIB)
 
 
-def embed_largest(parts, name: str) -> np.ndarray:
-    network, hog = parts
+def embed_largest(embedder, name: str) -> np.ndarray:
     image = samples.load_sample(name)
-    faces = fr.largest(fr.find_faces(hog, image))
-    vectors, crops = fr.RECOGNISERS["dlib"].embed(network, image, faces)
+    faces = recognise.largest(DETECTORS["dlib_hog"].detect(image))
+    vectors, crops = embedder.embed(image, faces)
     assert vectors.shape == (1, 128) and crops[0].shape == (150, 150, 3)
     return vectors
 
 
-def test_same_person_is_closer_than_another(dlib_parts, photo) -> None:
+def test_same_person_is_closer_than_another(dlib, photo) -> None:
     photo("obama_1.jpg")
-    obama_1, obama_2, biden = (embed_largest(dlib_parts, n) for n in ("obama_1.jpg", "obama_2.jpg", "biden.jpg"))
+    obama_1, obama_2, biden = (embed_largest(dlib, n) for n in ("obama_1.jpg", "obama_2.jpg", "biden.jpg"))
     assert np.allclose(np.linalg.norm(obama_1), 1.0, atol=1e-5), "unit vectors"
-    same, different = fr.distances(obama_1, obama_2)[0, 0], fr.distances(obama_1, biden)[0, 0]
+    same, different = recognise.distances(obama_1, obama_2)[0, 0], recognise.distances(obama_1, biden)[0, 0]
     assert same < different
-    threshold = fr.RECOGNISERS["dlib"].threshold
-    assert fr.verify(obama_1, obama_2, threshold)[0] and not fr.verify(obama_1, biden, threshold)[0]
+    threshold = dlib.threshold
+    assert recognise.verify(obama_1, obama_2, threshold)[0] and not recognise.verify(obama_1, biden, threshold)[0]
 
 
-def test_lfw_fold1_pair_accuracy(dlib_parts) -> None:
+def test_analyse_finds_and_embeds_every_face(dlib, photo) -> None:
+    faces = recognise.analyse(dlib, photo("two_people.jpg"))
+    assert len(faces) == 2 and faces.vectors.shape == (2, 128) and len(faces.crops) == 2
+    none = recognise.analyse(dlib, photo("no_face_eagle.jpg"))
+    assert len(none) == 0 and none.vectors.shape == (0, 128) and none.crops == []
+
+
+def test_lfw_fold1_pair_accuracy(dlib) -> None:
     require_real("lfw")
-    network, hog = dlib_parts
-    pairs = fr.lfw_pairs()
+    pairs = lfw.lfw_pairs()
     assert len(pairs) == 600 and sum(s for *_, s in pairs) == 300
-    files = sorted({p for a, b, _ in pairs for p in (a, b)})
-    vectors = fr.embed_files(fr.RECOGNISERS["dlib"], network, hog, files)
-    d = np.array([fr.distances(vectors[a], vectors[b])[0, 0] for a, b, _ in pairs])
-    metrics = fr.pair_metrics(d, np.array([s for *_, s in pairs]))
+    seen: list[tuple[int, int]] = []
+    results = lfw.verify_pairs(dlib, lambda done, total: seen.append((done, total)))
+    assert len(results.distances) == 600 and results.same.sum() == 300
+    assert seen and seen[-1][0] == seen[-1][1], "progress reaches the end"
+    metrics = results.metrics
     assert metrics.best_accuracy > 0.97 and metrics.auc > 0.99
     assert metrics.interval[0] < metrics.best_accuracy < metrics.interval[1]
-    assert abs(metrics.best_threshold - fr.RECOGNISERS["dlib"].threshold) < 0.1, "the default threshold is LFW's best"
+    assert abs(metrics.best_threshold - dlib.threshold) < 0.1, "the default threshold is LFW's best"
 
 
 def test_recognise_labels_unknown_beyond_the_threshold() -> None:
-    gallery = fr.l2_normalise(np.array([[1, 0, 0], [0, 1, 0]], np.float32))
-    faces = fr.l2_normalise(np.array([[0.9, 0.1, 0], [0, 0, 1]], np.float32))
-    first, second = fr.recognise(faces, ["Ann", "Bob"], gallery, threshold=0.5)
+    gallery = l2_normalise(np.array([[1, 0, 0], [0, 1, 0]], np.float32))
+    faces = l2_normalise(np.array([[0.9, 0.1, 0], [0, 0, 1]], np.float32))
+    first, second = recognise.recognise(faces, ["Ann", "Bob"], gallery, threshold=0.5)
     assert first.name == "Ann" and first.distance < 0.5
     assert second.name == "unknown" and second.nearest in {"Ann", "Bob"} and second.distance == pytest.approx(np.sqrt(2))
-    assert fr.recognise(faces, [], np.zeros((0, 3)), 0.5)[0].name == "unknown"
+    assert recognise.recognise(faces, [], np.zeros((0, 3)), 0.5)[0].name == "unknown"
 
 
 def test_pair_metrics_on_a_known_case() -> None:
     d = np.array([0.1, 0.2, 0.3, 0.5, 0.6, 0.25])
     same = np.array([True, True, True, False, False, False])
-    metrics = fr.pair_metrics(d, same)
+    metrics = lfw.pair_metrics(d, same)
     assert metrics.best_accuracy == pytest.approx(5 / 6) and metrics.best_threshold == pytest.approx(0.2)
     assert metrics.auc == pytest.approx(8 / 9)
 
@@ -114,11 +130,14 @@ def write_keras_vggface_file(path: Path, seed: int = 0, skip: str | None = None)
 
 
 def test_vggface2_loader_on_a_file_in_keras_vggface_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Random weights in the published file's exact layout: plumbing only, never shown as the model."""
+    """Random weights in the published file's exact layout: plumbing only, never shown as the model
+    (a private instance, so the registry's shared one never holds them)."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    card = models.card("vggface2_resnet50")
+    embedder = VGGFace2()
+    card = embedder.card
+    assert card is EMBEDDERS["vggface2_resnet50"].card
     written = write_keras_vggface_file(card.files[0].local)
-    model = models.load("vggface2_resnet50")
+    model = embedder.runtime()
     assert model.count_params() == 23_561_152 == card.params
     with_weights = [n for n, w in written.items() if w]
     assert len(with_weights) == len([layer for layer in model.layers if layer.weights]) == 106
@@ -126,7 +145,7 @@ def test_vggface2_loader_on_a_file_in_keras_vggface_layout(tmp_path: Path, monke
         for expected, actual in zip(written[name], model.get_layer(vggface.keras_name(name)).get_weights()):
             np.testing.assert_array_equal(expected, actual)
     image = samples.load_sample("Astronaut (scikit-image)")
-    vectors, crops = vggface.embed(model, image, Detections([[176, 62, 272, 172]], [1], [0]))
+    vectors, crops = embedder.embed(image, Detections([[176, 62, 272, 172]], [1], [0]))
     assert vectors.shape == (1, 2048) and np.linalg.norm(vectors) == pytest.approx(1.0, abs=1e-5)
     assert crops[0].shape == (224, 224, 3)
 
@@ -147,40 +166,182 @@ def test_vggface2_preprocessing_and_crop() -> None:
 
 
 # ---- the gallery ---------------------------------------------------------------------------
+def face(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A made-up (embedding, crop): different seeds give different crops."""
+    rng = np.random.default_rng(seed)
+    return l2_normalise(rng.normal(size=128).astype(np.float32)), rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+
+
 def test_gallery_persists_across_a_new_process(tmp_path: Path) -> None:
-    gallery = fr.Gallery(tmp_path / "faces")
+    gallery = Gallery(tmp_path / "faces")
     person = gallery.add_person("Ada")
     crop = np.full((20, 20, 3), 90, np.uint8)
-    vector = fr.l2_normalise(np.arange(128, dtype=np.float32))
-    gallery.add_face(person, "dlib", vector, crop, "ada.jpg")
-    gallery.add_face(person, "dlib", vector, crop, "ada_again.jpg")
-    assert len(list((tmp_path / "faces" / "crops").iterdir())) == 1, "the same crop is stored once"
+    vector = l2_normalise(np.arange(128, dtype=np.float32))
+    other_vector, other_crop = face(1)
+    assert gallery.add_face(person, DLIB, vector, crop, "ada.jpg")
+    assert not gallery.add_face(person, DLIB, vector, crop, "ada_again.jpg"), "the same face again adds no row"
+    assert gallery.add_face(person, DLIB, other_vector, other_crop, "ada_2.jpg")
+    gallery.add_face(person, "vggface2_resnet50", face(2)[0].repeat(16), crop, "ada.jpg")
+    assert len(list((tmp_path / "faces" / "crops").iterdir())) == 2, "the same crop is stored once"
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from vision_backend import face_recognition as fr\n"
-            f"g = fr.Gallery({str(tmp_path / 'faces')!r}); names, vectors = g.embeddings('dlib')\n"
+            "from vision_backend.face_recognition.gallery import Gallery\n"
+            f"g = Gallery({str(tmp_path / 'faces')!r}); names, vectors = g.embeddings({DLIB!r}, 128)\n"
             "print(g.people()[0]['name'], g.people()[0]['faces'], names, vectors.shape, round(float(vectors[0, 127]), 4))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == f"Ada 2 ['Ada', 'Ada'] (2, 128) {round(float(vector[127]), 4)}"
+    assert out == f"Ada 3 ['Ada', 'Ada'] (2, 128) {round(float(vector[127]), 4)}", "one recogniser's faces only"
     gallery.rename(person, "Ada Lovelace")
     assert gallery.people()[0]["name"] == "Ada Lovelace"
     gallery.delete_person(person)
-    assert gallery.people() == [] and gallery.embeddings("dlib")[0] == []
+    assert gallery.people() == [] and gallery.embeddings(DLIB, 128)[0] == []
+    assert gallery.embeddings(DLIB, 128)[1].shape == (0, 128)
+    assert list((tmp_path / "faces" / "crops").iterdir()) == [], "a deleted person's crops go too"
     with pytest.raises(ValueError):
         gallery.add_person("  ")
 
 
-# ---- the page ------------------------------------------------------------------------------
-def test_face_recognition_page_enrols_recognises_and_verifies() -> None:
+def test_enrolling_the_same_face_twice_is_one_row(tmp_path: Path) -> None:
+    gallery = Gallery(tmp_path / "faces")
+    vector, crop = face(0)
+    assert gallery.enrol("Ada", DLIB, [(vector, crop, "ada.jpg")]) == 1
+    assert gallery.enrol("Ada", DLIB, [(vector, crop, "ada.jpg")]) == 0
+    assert gallery.enrol("Ada", DLIB, [(vector, crop, "ada.jpg"), face(1) + ("ada_2.jpg",)]) == 1
+    assert gallery.people() == [{"id": gallery.people()[0]["id"], "name": "Ada", "faces": 2}]
+    assert len(gallery.embeddings(DLIB, 128)[0]) == 2
+    assert len(list((tmp_path / "faces" / "crops").iterdir())) == 2
+
+
+def test_rename_onto_a_taken_name_raises_name_taken(tmp_path: Path) -> None:
+    gallery = Gallery(tmp_path / "faces")
+    gallery.enrol("Ada", DLIB, [face(0) + ("a.jpg",)])
+    gallery.enrol("Bob", DLIB, [face(1) + ("b.jpg",)])
+    bob = next(p["id"] for p in gallery.people() if p["name"] == "Bob")
+    with pytest.raises(NameTaken, match="Ada"):
+        gallery.rename(bob, "Ada")
+    with pytest.raises(NameTaken):
+        gallery.rename(bob, "  Ada ")
+    assert sorted(p["name"] for p in gallery.people()) == ["Ada", "Bob"], "nothing changed"
+    gallery.rename(bob, "Bob")  # its own name is not taken
+
+
+HOSTILE = ["../../x", "a/b", "a\\b", "Ada\x00", "\x00", "x" * 10_000, ".", "..", ".hidden", "Ada\nLovelace", "\t"]
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=repr)
+def test_hostile_names_are_refused(tmp_path: Path, name: str) -> None:
+    gallery = Gallery(tmp_path / "faces")
+    with pytest.raises(InvalidName):
+        gallery.enrol(name, DLIB, [face(0) + ("a.jpg",)])
+    with pytest.raises(InvalidName):
+        gallery.add_person(name)
+    person = gallery.add_person("Ada")
+    with pytest.raises(InvalidName):
+        gallery.rename(person, name)
+    assert [p["name"] for p in gallery.people()] == ["Ada"]
+    assert list((tmp_path / "faces" / "crops").iterdir()) == [], "a refused enrolment stores no crop"
+
+
+def test_a_trailing_newline_never_reaches_the_gallery(tmp_path: Path) -> None:
+    """The naming rule strips surrounding white space (a newline too) before checking, so "Ada\\n" is Ada,
+    the same person, not a look-alike; a newline inside a name is refused (test above)."""
+    gallery = Gallery(tmp_path / "faces")
+    gallery.enrol("Ada", DLIB, [face(0) + ("a.jpg",)])
+    gallery.enrol("Ada\n", DLIB, [face(1) + ("b.jpg",)])
+    assert gallery.people()[0]["name"] == "Ada" and gallery.people()[0]["faces"] == 2 and len(gallery.people()) == 1
+
+
+def test_enrolling_no_faces_creates_nobody(tmp_path: Path) -> None:
+    gallery = Gallery(tmp_path / "faces")
+    assert gallery.enrol("Ada", DLIB, []) == 0
+    assert gallery.people() == []
+
+
+def test_a_crop_without_a_row_is_swept_when_the_gallery_opens(tmp_path: Path) -> None:
+    gallery = Gallery(tmp_path / "faces")
+    gallery.enrol("Ada", DLIB, [face(0) + ("a.jpg",)])
+    kept = set((tmp_path / "faces" / "crops").iterdir())
+    orphan = tmp_path / "faces" / "crops" / ("0" * 64 + ".png")
+    orphan.write_bytes(b"a crash left this crop without its row")
+    Gallery(tmp_path / "faces")
+    assert not orphan.exists()
+    assert set((tmp_path / "faces" / "crops").iterdir()) == kept, "enrolled crops stay"
+    assert gallery.people()[0]["faces"] == 1
+
+
+# ---- bulk enrolment ------------------------------------------------------------------------
+def test_enrol_photos_reports_every_file_and_enrols_one_face_each(dlib, tmp_path: Path) -> None:
     require_real("photos")
-    require_real("dlib_resnet_face")
+    files = {n: (samples.photos_dir() / n).read_bytes() for n in ("obama_1.jpg", "obama_2.jpg", "two_people.jpg",
+                                                                 "no_face_eagle.jpg")}
+    photos = [(n, data) for n, data in files.items()] + [("broken.jpg", BAD_FILES["truncated_half.jpg"]),
+                                                          ("obama_1 again.jpg", files["obama_1.jpg"])]
+    gallery = Gallery(tmp_path / "faces")
+    report = recognise.enrol_photos(gallery, dlib, " Barack Obama ", photos)
+    assert [r["photo"] for r in report] == [n for n, _ in photos], "one row per file, in order"
+    assert [r["result"] for r in report] == ["enrolled", "enrolled", "skipped", "skipped", "skipped",
+                                             "already enrolled"], "the same photo under another file name: one face"
+    assert "2 faces" in report[2]["reason"] and "0 faces" in report[3]["reason"]
+    assert "broken.jpg" in report[4]["reason"]
+    assert gallery.people()[0]["name"] == "Barack Obama" and gallery.people()[0]["faces"] == 2
+    again = recognise.enrol_photos(gallery, dlib, "Barack Obama", photos[:1])
+    assert again[0]["result"] == "already enrolled" and gallery.people()[0]["faces"] == 2
+
+
+def test_enrol_photos_without_a_usable_face_creates_nobody_and_checks_the_name_first(dlib, tmp_path: Path) -> None:
+    require_real("photos")
+    gallery = Gallery(tmp_path / "faces")
+    eagle = (samples.photos_dir() / "no_face_eagle.jpg").read_bytes()
+    report = recognise.enrol_photos(gallery, dlib, "Nobody", [("eagle.jpg", eagle)])
+    assert report[0]["result"] == "skipped" and gallery.people() == []
+    with pytest.raises(InvalidName):
+        recognise.enrol_photos(gallery, dlib, "../x", [("eagle.jpg", eagle)])
+
+
+def test_demo_people_are_enrolled_once(dlib, tmp_path: Path) -> None:
+    require_real("photos")
+    gallery = Gallery(tmp_path / "faces")
+    first = recognise.enrol_demo_people(gallery, dlib)
+    assert [r["result"] for r in first] == ["enrolled", "enrolled"]
+    assert [r["result"] for r in recognise.enrol_demo_people(gallery, dlib)] == ["already enrolled"] * 2
+    assert {p["name"]: p["faces"] for p in gallery.people()} == {"Barack Obama": 1, "Joe Biden": 1}
+    names, vectors = gallery.embeddings(DLIB, 128)
+    two = recognise.analyse(dlib, samples.load_sample("two_people.jpg"))
+    matches = recognise.recognise(two.vectors, names, vectors, dlib.threshold)
+    assert {m.name for m in matches} == set(recognise.DEMO_PEOPLE)
+
+
+# ---- the page ------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The page's gallery in a folder of this test's own, so page tests do not see each other's people."""
+    monkeypatch.setenv("VISION_LAB_HOME", str(tmp_path))
+    return tmp_path
+
+
+def recognised_table(app) -> pd.DataFrame:
+    return next(d.value for d in app.dataframe if "who" in d.value.columns)
+
+
+def test_face_recognition_page_enrols_recognises_and_verifies(fresh_workspace) -> None:
+    require_real("photos")
+    require_real(DLIB)
     app = start("pages/face_recognition.py")
+    assert any(m.value.startswith("**0 people enrolled**") for m in app.markdown)
     app.button(key="fr_demo").click().run()
     assert not app.exception, app.exception
     assert any("Barack Obama · 1 face(s)" in e.label for e in app.expander)
+    assert any("Joe Biden · 1 face(s)" in e.label for e in app.expander)
+    assert any(m.value.startswith("**2 people enrolled** with 2 face(s)") for m in app.markdown), "counted at once"
+    app.button(key="fr_demo").click().run()
+    assert any(m.value.startswith("**2 people enrolled** with 2 face(s)") for m in app.markdown), "a 2nd click adds none"
+
+    app.sidebar.selectbox(key="sample_name").set_value("obama_2.jpg").run()
+    assert not app.exception, app.exception
+    assert list(recognised_table(app)["who"]) == ["Barack Obama"]
+    assert any(c.value.startswith("1 face(s) in obama_2.jpg; 1 recognised") for c in app.caption)
 
     app.sidebar.selectbox(key="sample_name").set_value("two_people.jpg").run()
     assert not app.exception, app.exception
-    table = app.dataframe[0].value
+    table = recognised_table(app)
     assert set(table["who"]) == {"Barack Obama", "Joe Biden"}
     assert any(c.value.startswith("2 face(s) in two_people.jpg; 2 recognised") for c in app.caption)
     assert any(i.value.startswith("2 faces in this photo") for i in app.info), "two faces: pick one to enrol"
@@ -188,20 +349,94 @@ def test_face_recognition_page_enrols_recognises_and_verifies() -> None:
 
     app.sidebar.selectbox(key="sample_name").set_value("obama_1.jpg").run()
     assert any("Verdict: **the same person**" in c.value for c in app.caption), "obama_1 vs obama_2"
+    app.selectbox(key="fr_other_sample").set_value("biden.jpg").run()
+    assert any("Verdict: **different people**" in c.value for c in app.caption), "obama_1 vs biden"
 
     app.sidebar.selectbox(key="sample_name").set_value("no_face_eagle.jpg").run()
     assert not app.exception, app.exception
     assert any(w.value.startswith("No face found in no_face_eagle.jpg") for w in app.warning)
 
 
+def test_face_recognition_page_threshold_and_names(fresh_workspace) -> None:
+    require_real("photos")
+    require_real(DLIB)
+    app = start("pages/face_recognition.py")
+    app.sidebar.selectbox(key="sample_name").set_value("obama_1.jpg").run()
+    assert app.slider(key=f"fr:{DLIB}:threshold").value == EMBEDDERS[DLIB].threshold
+    app.text_input(key="fr_enrol_name").input("../Obama").run()
+    app.button(key="fr_enrol").click().run()
+    assert any("cannot contain /" in e.value for e in app.error), "the naming rule's message, in the page"
+    assert not any("·" in e.label for e in app.expander), "nobody enrolled"
+    app.text_input(key="fr_enrol_name").input("Barack").run()
+    app.button(key="fr_enrol").click().run()
+    assert any(s.value.startswith("Enrolled face 1 of obama_1.jpg as Barack") for s in app.success)
+    assert any(m.value.startswith("**1 person enrolled** with 1 face(s)") for m in app.markdown)
+
+    app.sidebar.selectbox(key="sample_name").set_value("obama_2.jpg").run()
+    assert list(recognised_table(app)["who"]) == ["Barack"]
+    app.slider(key=f"fr:{DLIB}:threshold").set_value(0.1).run()
+    assert list(recognised_table(app)["who"]) == ["unknown"], "a tight threshold names nobody"
+    assert any(c.value.startswith("1 face(s) in obama_2.jpg; 0 recognised at distance ≤ 0.10") for c in app.caption)
+
+    app.sidebar.selectbox(key="sample_name").set_value("biden.jpg").run()
+    app.text_input(key="fr_enrol_name").input("Joe").run()
+    app.button(key="fr_enrol").click().run()
+    assert any(m.value.startswith("**2 people enrolled** with 2 face(s)") for m in app.markdown)
+    app.text_input(key="fr_rename_2").input("Barack").run()
+    app.button(key="fr_rename_go_2").click().run()
+    assert not app.exception, app.exception
+    assert any("already enrolled" in e.value for e in app.error), "NameTaken, as a message"
+    assert sorted(e.label for e in app.expander if "·" in e.label) == ["Barack · 1 face(s)", "Joe · 1 face(s)"]
+
+
+def test_face_recognition_page_enrols_several_uploads_with_a_report(fresh_workspace) -> None:
+    require_real("photos")
+    require_real(DLIB)
+    folder = samples.photos_dir()
+    app = start("pages/face_recognition.py")
+    app.file_uploader(key="fr_multi").set_value(
+        [(n, (folder / n).read_bytes(), "image/jpeg") for n in ("obama_1.jpg", "obama_2.jpg", "two_people.jpg")]
+        + [("broken.jpg", BAD_FILES["truncated_half.jpg"], "image/jpeg")]).run()
+    app.text_input(key="fr_multi_name").input("Barack Obama").run()
+    app.button(key="fr_multi_go").click().run()
+    assert not app.exception, app.exception
+    assert any(m.value == "**4 photo(s) of Barack Obama:** 2 enrolled, 0 already enrolled, 2 skipped."
+               for m in app.markdown), [m.value for m in app.markdown]
+    report = next(d.value for d in app.dataframe if "photo" in d.value.columns and "reason" in d.value.columns)
+    assert list(report["result"]) == ["enrolled", "enrolled", "skipped", "skipped"]
+    assert any(m.value.startswith("**1 person enrolled** with 2 face(s)") for m in app.markdown)
+    assert any("Barack Obama · 2 face(s)" in e.label for e in app.expander)
+
+
+def test_face_recognition_page_measures_on_lfw() -> None:
+    """The measure tab shows the backend's LFW figures (embeddings cached on disk by the LFW test before it)."""
+    require_real("lfw")
+    require_real(DLIB)
+    app = start("pages/face_recognition.py")
+    app.button(key="fr_measure").click().run()
+    assert not app.exception, app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert float(metrics["Accuracy at the best threshold"].rstrip("%")) > 97
+    assert float(metrics["ROC AUC"]) > 0.99
+    assert abs(float(metrics["Suggested threshold"]) - EMBEDDERS[DLIB].threshold) < 0.1
+    assert any(c.value.startswith("LFW fold 1: accuracy") and "Published: LFW 99.38%" in c.value for c in app.caption)
+
+
 def test_the_five_lfw_people_and_their_split() -> None:
     require_real("lfw")
-    files, labels, names = fr.lfw_people()
+    files, labels, names = lfw.lfw_people()
     assert len(files) == 1140 and names[2] == "George_W_Bush" and np.bincount(labels)[2] == 530
-    train, test = fr.stratified_split(labels)
+    train, test = scratch.stratified_split(labels)
     assert len(test) == 285 and not set(train) & set(test)
     assert np.allclose(np.bincount(labels[test]) / len(test), np.bincount(labels) / len(labels), atol=0.01)
-    face = fr.centre_face(np.zeros((250, 250, 3), np.uint8))
+    face = scratch.centre_face(np.zeros((250, 250, 3), np.uint8))
     assert face.shape == (64, 64)
-    model = fr.scratch_cnn(5)
+    model = scratch.scratch_cnn(5)
     assert model.output_shape == (None, 5)
+
+
+def test_comparison_accuracies_and_confusion() -> None:
+    result = scratch.Comparison(["Ann", "Bob", "Cy"], np.array([0, 0, 1, 2]), np.array([0, 0, 1, 2]),
+                                np.array([0, 1, 1, 1]))
+    assert result.embeddings_accuracy == 1.0 and result.scratch_accuracy == 0.5
+    assert result.confusion(result.scratch_predicted).tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]], "rows: true"

@@ -119,10 +119,10 @@ def test_face_detection_settings_change_the_result() -> None:
         return int(caption.split(": ")[1].split(" ")[0])
 
     assert hog_count() == 7
-    app.slider(key="hog_thr").set_value(2.0).run()
+    app.slider(key="fd:dlib_hog:threshold").set_value(2.0).run()
     assert not app.exception
     assert 0 < hog_count() < 7, "a higher SVM threshold keeps only the surest faces"
-    app.slider(key="hog_thr").set_value(3.5).run()
+    app.slider(key="fd:dlib_hog:threshold").set_value(3.5).run()
     assert hog_count() == 0
 
 
@@ -130,7 +130,7 @@ def test_face_detection_thorough_viola_jones_setup() -> None:
     require_real("photos")
     app = start("pages/face_detection.py")
     app.sidebar.selectbox(key="sample_name").set_value("group_7faces_family.jpg").run()
-    app.multiselect(key="fd_chosen").set_value(["haar"]).run()
+    app.multiselect(key="fd_chosen").set_value(["viola_jones"]).run()
 
     def haar_count() -> int:
         caption = next(c.value for c in app.caption if c.value.startswith("Viola-Jones (Haar cascade): "))
@@ -139,11 +139,28 @@ def test_face_detection_thorough_viola_jones_setup() -> None:
     fast = haar_count()
     measured = app.dataframe[-1].value.set_index("detector")
     assert "Viola-Jones, thorough setup" in measured.index, "the trade-off is shown next to the fast setup"
-    app.radio(key="haar_setup").set_value("Thorough").run()
+    app.radio(key="fd:viola_jones:preset").set_value("Thorough").run()
     assert not app.exception, app.exception
-    assert (app.slider(key="haar_sf").value, app.slider(key="haar_mn").value) == (1.1, 5)
-    assert app.select_slider(key="haar_tilt").value == 12
+    assert (app.slider(key="fd:viola_jones:scale_factor").value, app.slider(key="fd:viola_jones:min_neighbors").value) \
+        == (1.1, 5)
+    assert app.select_slider(key="fd:viola_jones:tilt").value == 12
     assert haar_count() == fast + 1, "the tilted head is found"
     measured = app.dataframe[-1].value.set_index("detector")
     assert "Viola-Jones, thorough setup" not in measured.index
     assert measured.loc["Viola-Jones (Haar cascade)", "found"] == "16/17"
+
+
+def test_settings_stay_put_across_page_switches() -> None:
+    require_real("photos")
+    app = start("pages/face_detection.py")
+    app.radio(key="fd:viola_jones:preset").set_value("Thorough").run()
+    app.slider(key="fd:yunet:score_threshold").set_value(0.5).run()
+    app.multiselect(key="fd_chosen").set_value(["yunet", "viola_jones"]).run()
+    app.switch_page("pages/home.py").run()
+    app.switch_page("pages/object_detection.py").run()
+    app.switch_page("pages/face_detection.py").run()
+    assert not app.exception, app.exception
+    assert app.radio(key="fd:viola_jones:preset").value == "Thorough"
+    assert app.slider(key="fd:viola_jones:scale_factor").value == 1.1
+    assert app.slider(key="fd:yunet:score_threshold").value == 0.5
+    assert app.multiselect(key="fd_chosen").value == ["yunet", "viola_jones"]

@@ -1,25 +1,41 @@
-"""Transfer learning studio: persistent projects, the feature cache, training on real photos, export, the page."""
+"""Transfer learning studio: projects in a workspace, safe ZIPs, the feature cache, training on real photos,
+export with the base's own scaling, and the page."""
 
 from __future__ import annotations
 
 import io
 import os
-import signal
+import stat
+import struct
 import subprocess
 import sys
-import time
+import tracemalloc
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ROOT, require_real
 from test_intake import BAD_FILES
 from test_pages import start
-from vision_backend import classification as cl
-from vision_backend import models, projects, transfer
-from vision_backend.intake import ImageIntakeError, read_image
+from vision_backend import engines, models
+from vision_backend.archive import BLOCK, Entry, Skipped, class_images
+from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
+from vision_backend.classification.gradcam import grad_cam, last_conv_layer
+from vision_backend.imageops import PixelScaling, resize_square
+from vision_backend.intake import ImageIntakeError, encode_png, read_image
+from vision_backend.storage import InvalidName, NameTaken, check_name
+from vision_backend.transfer import demo, export, features, full, head
+from vision_backend.transfer.bases import MOBILENET_V2, FeatureBase
+from vision_backend.transfer.projects import Project
+from vision_backend.workspace import Workspace
+
+PAGE = "pages/transfer_learning.py"
+HOSTILE_BUT_VALID = ["cats & dogs", "a:b*c?", "<img src=x onerror=alert(1)>", "'; DROP TABLE classes; --",
+                     "%2e%2e%2fescape", "~root", "CON", "名" * 80, "x" * 100, "$(touch pwned)", "émoji 🌻", "-rf",
+                     "#1 [link](javascript:x)", "__init__", "a..b", "trailing dot."]
 
 
 @pytest.fixture
@@ -28,40 +44,57 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
+@pytest.fixture
+def space(home: Path) -> Workspace:
+    return Workspace.local()
+
+
 @pytest.fixture(scope="module")
 def flowers() -> dict[str, list[Path]]:
     require_real("demo_classes")
-    return transfer.class_folders(models.card("demo_classes").path())
+    return demo.class_folders(models.card("demo_classes").path())
 
 
 @pytest.fixture(scope="module")
-def base():
-    require_real("mobilenet_v2_notop")
-    return models.load("mobilenet_v2_notop")
+def base(real_model) -> FeatureBase:
+    return real_model("mobilenet_v2_notop")
 
 
-def fill(project: projects.Project, flowers, classes=("daisy", "sunflower"), per_class: int = 12) -> None:
+def fill(project: Project, flowers, classes=("daisy", "sunflower"), per_class: int = 12) -> None:
     for label in classes:
         for file in flowers[label][:per_class]:
             project.add_example(label, file.read_bytes(), file.name)
 
 
-def test_a_project_survives_a_restart(home: Path, flowers) -> None:
+def made_photo(seed: int, side: int = 48) -> bytes:
+    return encode_png(np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8))
+
+
+def zip_of(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+# ---- projects -------------------------------------------------------------------------------------
+def test_a_project_survives_a_restart(space: Workspace, home: Path, flowers) -> None:
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from pathlib import Path\nfrom vision_backend import projects\n"
-            "p = projects.Project('mugs')\n"
+            "from pathlib import Path\nfrom vision_backend.workspace import Workspace\n"
+            "p = Workspace.local().project('mugs')\n"
             f"files = sorted(Path({str(flowers['rose'][0].parent)!r}).glob('*.jpg'))[:3]\n"
             "[p.add_example('rose', f.read_bytes(), f.name) for f in files]\nprint(p.counts())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "VISION_LAB_HOME": str(home)})
     assert out.stdout.strip() == "{'rose': 3}"
-    again = projects.Project("mugs", create=False)
-    assert again.counts() == {"rose": 3} and projects.list_projects() == ["mugs"]
+    again = space.project("mugs", create=False)
+    assert again.counts() == {"rose": 3} and space.projects() == ["mugs"]
     assert all(e.path.is_file() for e in again.examples())
 
 
-def test_duplicates_are_stored_once_and_bad_files_not_at_all(home: Path, flowers) -> None:
-    project = projects.Project("p")
+def test_duplicates_are_stored_once_and_bad_files_not_at_all(space: Workspace, flowers) -> None:
+    project = space.project("p")
     data = flowers["tulip"][0].read_bytes()
     assert project.add_example("tulip", data, "a.jpg") and not project.add_example("tulip", data, "copy.jpg")
     project.add_example("other", data, "same bytes, other class")
@@ -70,16 +103,32 @@ def test_duplicates_are_stored_once_and_bad_files_not_at_all(home: Path, flowers
         project.add_example("tulip", BAD_FILES["truncated_half.jpg"], "broken.jpg")
     assert project.counts() == {"other": 1, "tulip": 1}
     with pytest.raises(ValueError):
-        projects.Project("../escape")
+        space.project("../escape")
 
 
-def test_classes_and_examples_can_be_renamed_moved_and_deleted(home: Path, flowers) -> None:
-    project = projects.Project("p")
+@pytest.mark.parametrize("bad", ["truncated_half.jpg", "empty.jpg", "text_named.jpg", "archive.zip", "bomb.png"])
+def test_a_non_photo_is_refused_before_anything_is_stored(space: Workspace, bad: str) -> None:
+    project = space.project("p")
+    data = BAD_FILES[bad]
+    with pytest.raises(ImageIntakeError):
+        project.add_example("new class", data, bad)
+    assert project.counts() == {}, "not even the class was created"
+    assert list((project.folder / "images").iterdir()) == [], "no file, not even a temporary one"
+    added, skipped = project.add_examples("new class", [(bad, data), ("fine.png", made_photo(1))])
+    assert added == 1 and len(skipped) == 1 and bad in skipped[0]
+
+
+def test_classes_and_examples_can_be_renamed_moved_and_deleted(space: Workspace, flowers) -> None:
+    project = space.project("p")
     fill(project, flowers, ("daisy", "rose"), 3)
     first = project.examples("daisy")[0]
     project.move_example(first.id, "rose")
     assert project.counts() == {"daisy": 2, "rose": 4}
     project.rename_class("rose", "roses")
+    with pytest.raises(NameTaken, match="already a class"):
+        project.rename_class("roses", "daisy")
+    with pytest.raises(InvalidName):
+        project.rename_class("roses", "a/b")
     project.delete_example(project.examples("daisy")[0].id)
     assert project.counts() == {"daisy": 1, "roses": 4}
     assert "Class 'daisy' has 1 example(s)" in " ".join(project.problems())
@@ -87,13 +136,14 @@ def test_classes_and_examples_can_be_renamed_moved_and_deleted(home: Path, flowe
     assert project.problems() == ["Training needs at least two classes with examples."]
 
 
-def test_zip_export_and_import_round_trip(home: Path, flowers) -> None:
-    project = projects.Project("a")
+# ---- ZIP export and import -----------------------------------------------------------------------
+def test_zip_export_and_import_round_trip(space: Workspace, flowers) -> None:
+    project = space.project("a")
     fill(project, flowers, ("daisy", "rose"), 4)
     archive = project.export_zip()
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         assert sorted({n.split("/")[0] for n in z.namelist()}) == ["daisy", "rose"]
-    copy = projects.Project("b")
+    copy = space.project("b")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("rose/broken.jpg", BAD_FILES["truncated_half.jpg"])
@@ -103,127 +153,267 @@ def test_zip_export_and_import_round_trip(home: Path, flowers) -> None:
     assert added == 0 and len(skipped) == 1 and "broken.jpg" in skipped[0]
 
 
-def test_the_feature_cache_is_hit_on_the_second_run(home: Path, flowers, base) -> None:
-    project = projects.Project("p")
+def test_export_then_import_gives_back_every_class_and_example(space: Workspace) -> None:
+    """Hostile-looking but valid class names, same-named photos in every class and twice in one class,
+    and one photo in every class: all come back, under the same names."""
+    assert all(check_name(n) == n for n in HOSTILE_BUT_VALID)
+    project = space.project("hostile")
+    shared = made_photo(0)
+    for k, label in enumerate(HOSTILE_BUT_VALID):
+        project.add_example(label, made_photo(100 + k), "photo.jpg")
+        project.add_example(label, made_photo(200 + k), "photo.jpg")
+        project.add_example(label, shared, "shared.png")
+    archive = project.export_zip()
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        for name in z.namelist():
+            parts = name.split("/")
+            assert len(parts) == 2 and ".." not in parts and all(0 < len(p.encode()) <= 255 for p in parts), name
+    copy = space.project("copy")
+    added, skipped = copy.import_zip(archive)
+    assert skipped == [] and added == 3 * len(HOSTILE_BUT_VALID)
+    assert copy.counts() == project.counts() == {n: 3 for n in sorted(HOSTILE_BUT_VALID)}
+
+    def content(p: Project) -> list[tuple[str, str, str]]:
+        return sorted((e.label, e.digest, e.source) for e in p.examples())
+
+    assert content(copy) == content(project)
+
+
+def test_class_images_skips_what_is_not_a_class_photo_with_a_reason_each() -> None:
+    link = zipfile.ZipInfo("daisy/link.jpg")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    photo = made_photo(3)
+    archive = zip_of([("daisy/", b""), (link, b"/etc/passwd"), ("daisy/.DS_Store", b"x"),
+                      ("__MACOSX/daisy/._a.jpg", b"x"), ("__MACOSX/a.jpg", b"x"), ("top.jpg", photo),
+                      ("x" * 101 + "/a.jpg", photo), ("bad\tname/a.jpg", photo), ("../daisy/ok.jpg", photo),
+                      ("daisy/a.jpg", photo)])
+    found = list(class_images(archive))
+    assert [f for f in found if isinstance(f, Entry)] == [Entry("daisy", "a.jpg", photo)]
+    reasons = {s.name: s.reason for s in found if isinstance(s, Skipped)}
+    assert set(reasons) == {"daisy/", "daisy/link.jpg", "daisy/.DS_Store", "__MACOSX/daisy/._a.jpg",
+                            "__MACOSX/a.jpg", "top.jpg", "x" * 101 + "/a.jpg", "bad\tname/a.jpg", "../daisy/ok.jpg"}
+    assert "folder" in reasons["daisy/"] and "link" in reasons["daisy/link.jpg"]
+    assert "leaves the archive" in reasons["../daisy/ok.jpg"]
+    assert all("hidden" in reasons[n] for n in ("daisy/.DS_Store", "__MACOSX/daisy/._a.jpg", "__MACOSX/a.jpg"))
+    assert "class folder" in reasons["top.jpg"] and "100 characters" in reasons["x" * 101 + "/a.jpg"]
+    assert "control characters" in reasons["bad\tname/a.jpg"]
+
+
+def zeros_bomb(megabytes: int) -> bytes:
+    """``megabytes`` of zeros deflated (about 1,000 to 1), written without holding them in memory."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("daisy/bomb.png", "w") as entry:
+            block = bytes(1 << 20)
+            for _ in range(megabytes):
+                entry.write(block)
+    return buffer.getvalue()
+
+
+def lie_about_size(archive: bytes, claimed: int) -> bytes:
+    """The same archive with its one entry's headers claiming ``claimed`` bytes inflated."""
+    data = bytearray(archive)
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, claimed)
+    struct.pack_into("<I", data, central + 24, claimed)
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    archive = zeros_bomb(200)
+    assert len(archive) < 1_000_000, "200 MB of zeros in under 1 MB"
+    return archive
+
+
+@pytest.mark.parametrize("lying", [False, True])
+def test_a_zip_bomb_entry_is_stopped_after_the_cap_without_reading_it_whole(bomb: bytes, lying: bool,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    inflated = []
+    read = zipfile.ZipExtFile.read
+
+    def counting(self, n=-1):
+        block = read(self, n)
+        inflated.append(len(block))
+        return block
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting)
+    archive = lie_about_size(bomb, 1000) if lying else bomb
+    tracemalloc.start()
+    try:
+        found = list(class_images(archive, max_entry=5 << 20))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 1 and isinstance(found[0], Skipped), found
+    assert found[0].reason and ("MB" in found[0].reason or "could not be read" in found[0].reason)
+    assert sum(inflated) <= (5 << 20) + BLOCK, f"{sum(inflated):,} bytes inflated"
+    assert peak < 40 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_the_archive_as_a_whole_is_capped() -> None:
+    photos = [made_photo(k, 64) for k in range(3)]
+    archive = zip_of([(f"daisy/{k}.png", p) for k, p in enumerate(photos)])
+    found = list(class_images(archive, max_total=len(photos[0]) + len(photos[1]) + 10))
+    assert [type(f) for f in found] == [Entry, Entry, Skipped] and "in all" in found[2].reason
+    found = list(class_images(archive, max_entry=len(photos[0]) // 2))
+    assert all(isinstance(f, Skipped) and "limit for one photo" in f.reason for f in found)
+    found = list(class_images(archive, max_entries=2))
+    assert [type(f) for f in found] == [Entry, Entry, Skipped] and "more than 2" in found[2].reason
+
+
+# ---- features and training on real photos ----------------------------------------------------------
+def test_the_feature_cache_is_hit_on_the_second_run(space: Workspace, flowers, base) -> None:
+    project = space.project("p")
     fill(project, flowers, ("daisy", "rose"), 4)
     calls = []
 
-    def compute(files):
-        calls.append(len(files))
-        return transfer.image_features("mobilenet_v2_notop", base, transfer.read_files(files), "layers")
+    def compute(digests):
+        calls.append(len(digests))
+        return features.image_features(base, features.read_files([project.image_path(d) for d in digests]), "layers")
 
     digests = [e.digest for e in project.examples()]
-    first, computed = project.cached_features("mobilenet_v2_notop", digests, compute)
-    again, computed_again = project.cached_features("mobilenet_v2_notop", digests, compute)
+    first, computed = project.feature_cache("mobilenet_v2_notop").lookup(digests, compute)
+    again, computed_again = project.feature_cache("mobilenet_v2_notop").lookup(digests, compute)
     assert (computed, computed_again, calls) == (8, 0, [8])
     np.testing.assert_array_equal(first, again)
     fill(project, flowers, ("tulip",), 2)
-    _, computed = project.cached_features("mobilenet_v2_notop", [e.digest for e in project.examples()], compute)
+    _, computed = project.feature_cache("mobilenet_v2_notop").lookup([e.digest for e in project.examples()], compute)
     assert computed == 2, "adding two photos costs two forward passes"
 
 
-def test_two_classes_of_real_photos_then_a_held_out_one(home: Path, flowers, base) -> None:
-    project = projects.Project("p")
+def test_two_classes_of_real_photos_then_a_held_out_one(space: Workspace, flowers, base) -> None:
+    project = space.project("p")
     fill(project, flowers, ("daisy", "sunflower"), 20)
-    trained = transfer.train_project(project, "mobilenet_v2_notop", base, transfer.HeadSettings(epochs=60))
+    trained = head.train_project(project, base, head.HeadSettings(epochs=60))
     assert trained.names == ["daisy", "sunflower"] and trained.accuracy >= 0.8
-    held_out = {name: transfer.read_files(flowers[name][40:50]) for name in trained.names}  # never labelled
-    right = sum(int((transfer.predict_images(trained, base, photos).argmax(1) == k).sum())
+    held_out = {name: features.read_files(flowers[name][40:50]) for name in trained.names}  # never labelled
+    right = sum(int((export.predict_images(trained, base, photos).argmax(1) == k).sum())
                 for k, photos in enumerate(held_out.values()))
     assert right >= 17, f"{right}/20 held-out photos"
     assert {row["class"] for row in trained.per_class()} == {"daisy", "sunflower"}
     assert trained.confusion().sum() == len(trained.labels)
+    wrong = trained.misclassified()
+    assert len(wrong) == int((trained.probabilities.argmax(1) != trained.labels).sum())
 
 
-def test_training_refuses_one_class_with_a_clear_message(home: Path, flowers, base) -> None:
-    project = projects.Project("p")
+def test_training_refuses_one_class_with_a_clear_message(space: Workspace, flowers, base) -> None:
+    project = space.project("p")
     fill(project, flowers, ("daisy",), 3)
     with pytest.raises(ValueError, match="at least two classes"):
-        transfer.train_project(project, "mobilenet_v2_notop", base)
+        head.train_project(project, base)
 
 
-@pytest.mark.parametrize("pooling", list(transfer.POOLINGS))
-def test_exported_model_takes_raw_pixels_and_onnx_agrees(home: Path, flowers, base, tmp_path: Path,
+def raw_batch(photos: list[np.ndarray], size: int = 224) -> np.ndarray:
+    return np.stack([resize_square(p, size) for p in photos]).astype(np.float32)
+
+
+@pytest.mark.parametrize("pooling", list(features.POOLINGS))
+def test_exported_model_takes_raw_pixels_and_onnx_agrees(space: Workspace, flowers, base, tmp_path: Path,
                                                           pooling: str) -> None:
-    project = projects.Project("p")
+    project = space.project("p")
     fill(project, flowers, ("daisy", "rose", "tulip"), 6)
-    settings = transfer.HeadSettings(pooling=pooling, hidden=16, epochs=20, mirror=False, validation=0.2)
-    trained = transfer.train_project(project, "mobilenet_v2_notop", base, settings)
-    exported = transfer.export_model("mobilenet_v2_notop", base, trained)
+    settings = head.HeadSettings(pooling=pooling, hidden=16, epochs=20, mirror=False, validation=0.2)
+    trained = head.train_project(project, base, settings)
+    exported = export.export_model(base, trained)
     photos = [read_image(f.read_bytes(), f.name) for f in (flowers["daisy"][40], flowers["rose"][40])]
-    raw = np.stack([cl.resize(p, 224) for p in photos]).astype(np.float32)
+    raw = raw_batch(photos)
     from_export = np.asarray(exported.predict_on_batch(raw))
-    np.testing.assert_allclose(from_export, transfer.predict_images(trained, base, photos), atol=1e-4)
-    assert cl.last_conv_layer(exported) == "out_relu", "one flat graph: Grad-CAM sees the base's layers"
-    session = models.onnx_session(cl.keras_to_onnx(exported, tmp_path / "exported.onnx"))
+    np.testing.assert_allclose(from_export, export.predict_images(trained, base, photos), atol=1e-4)
+    assert last_conv_layer(exported) == "out_relu", "one flat graph: Grad-CAM sees the base's layers"
+    session = engines.onnx_session(keras_to_onnx(exported, tmp_path / "exported.onnx"))
     from_onnx = session.run(None, {session.get_inputs()[0].name: raw})[0]
     np.testing.assert_allclose(from_onnx, from_export, atol=1e-4)
 
 
-def test_exported_model_converts_to_tflite(home: Path, flowers, base, tmp_path: Path) -> None:
-    import tensorflow as tf
+def test_an_exported_model_gets_its_base_own_scaling(space: Workspace, flowers, base) -> None:
+    """A base that wants caffe-style pixels (BGR minus the means, as VGG and ResNet50 do) exports a
+    model with that scaling inside, and its cached features are its own, never the "tf" base's."""
+    caffe = FeatureBase(card=MOBILENET_V2.card, short_title="MobileNetV2 fed caffe-scaled pixels",
+                        application=MOBILENET_V2.application, taps=MOBILENET_V2.taps, scaling=PixelScaling("caffe"))
+    project = space.project("caffe")
+    fill(project, flowers, ("daisy", "rose"), 6)
+    settings = head.HeadSettings(pooling="layers", hidden=16, epochs=20, mirror=False, validation=0.2)
+    head.train_project(project, base, settings)  # the "tf" base's features are cached first
+    ours, theirs = (features.project_features(project, b, "layers")[0] for b in (caffe, base))
+    assert np.abs(ours - theirs).max() > 0.01, "the caffe base computed its own features"
+    trained = head.train_project(project, caffe, settings)
+    exported = export.export_model(caffe, trained)
+    assert "rgb_to_bgr_minus_mean" in {layer.name for layer in exported.layers}
+    photos = [read_image(f.read_bytes(), f.name) for f in (flowers["daisy"][40], flowers["rose"][40],
+                                                           flowers["tulip"][40])]
+    np.testing.assert_allclose(np.asarray(exported.predict_on_batch(raw_batch(photos))),
+                               export.predict_images(trained, caffe, photos), atol=1e-4)
 
-    project = projects.Project("p")
+
+def test_exported_model_converts_to_tflite(space: Workspace, flowers, base, tmp_path: Path) -> None:
+    project = space.project("p")
     fill(project, flowers, ("daisy", "rose"), 5)
-    trained = transfer.train_project(project, "mobilenet_v2_notop", base, transfer.HeadSettings(epochs=10))
-    exported = transfer.export_model("mobilenet_v2_notop", base, trained)
-    path = cl.keras_to_tflite(exported, tmp_path / "exported.tflite")
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    raw = cl.resize(read_image(flowers["rose"][30].read_bytes(), "r.jpg"), 224)[None].astype(np.float32)
+    trained = head.train_project(project, base, head.HeadSettings(epochs=10))
+    exported = export.export_model(base, trained)
+    interpreter = engines.tflite_interpreter(keras_to_tflite(exported, tmp_path / "exported.tflite"))
+    raw = raw_batch([read_image(flowers["rose"][30].read_bytes(), "r.jpg")])
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], raw)
     interpreter.invoke()
     from_tflite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(from_tflite, exported.predict_on_batch(raw), atol=1e-4)
 
 
-def test_full_mode_trains_through_augmented_photos_and_fine_tunes(home: Path, flowers, base) -> None:
+def test_full_mode_trains_through_augmented_photos_and_fine_tunes(space: Workspace, flowers, base) -> None:
     """End to end on real photos; fine-tuning changes the unfrozen copy's weights and never the shared base."""
-    project = projects.Project("full")
+    project = space.project("full")
     fill(project, flowers, ("daisy", "sunflower"), 12)
-    before = [w.copy() for w in base.get_weights()]
-    settings = transfer.FullSettings(epochs=6, batch_size=4, learning_rate=3e-3, fine_tune_layers=4,
-                                     fine_tune_epochs=2, patience=0, validation=0.25)
-    trained = transfer.train_full(project, "mobilenet_v2_notop", base, settings)
+    shared = base.runtime()
+    before = [w.copy() for w in shared.get_weights()]
+    settings = full.FullSettings(epochs=6, batch_size=4, learning_rate=3e-3, fine_tune_layers=4,
+                                 fine_tune_epochs=2, patience=0, validation=0.25)
+    trained = full.train_full(project, base, settings)
     assert trained.head is None and len(trained.history["loss"]) == 8
     assert trained.accuracy >= 0.8, trained.accuracy
     tuned = dict(zip([w.path for w in trained.model.weights], trained.model.get_weights()))
     conv = next(k for k in tuned if k.startswith("Conv_1/") or k.endswith("Conv_1/kernel"))
-    assert np.abs(tuned[conv] - base.get_layer("Conv_1").get_weights()[0]).max() > 0, "the top conv was tuned"
-    assert all(np.array_equal(a, b) for a, b in zip(before, base.get_weights())), "the shared base is untouched"
-    right = sum(int((transfer.predict_images(trained, base, transfer.read_files(flowers[name][40:50])).argmax(1)
+    assert np.abs(tuned[conv] - shared.get_layer("Conv_1").get_weights()[0]).max() > 0, "the top conv was tuned"
+    assert all(np.array_equal(a, b) for a, b in zip(before, shared.get_weights())), "the shared base is untouched"
+    right = sum(int((export.predict_images(trained, base, features.read_files(flowers[name][40:50])).argmax(1)
                      == k).sum()) for k, name in enumerate(trained.names))
     assert right >= 16, f"{right}/20 held-out photos"
-    assert transfer.export_model("mobilenet_v2_notop", base, trained) is trained.model
+    assert export.export_model(base, trained) is trained.model
 
 
-def test_killing_a_training_process_loses_no_labelled_image(home: Path, flowers) -> None:
+def test_grad_cam_on_an_exported_transfer_model(space: Workspace, flowers, base) -> None:
+    """Grad-CAM on the exported (flat) model: each class's map sits on its own half of a pair."""
+    project = space.project("cam")
+    fill(project, flowers, ("daisy", "sunflower"), 20)
+    trained = head.train_project(project, base, head.HeadSettings(epochs=60))
+    exported = export.export_model(base, trained)
+    wins = 0
+    for sunflower, daisy in zip(flowers["sunflower"][40:46], flowers["daisy"][40:46]):
+        pair = np.concatenate([resize_square(read_image(sunflower.read_bytes(), "s.jpg"), 224),
+                               resize_square(read_image(daisy.read_bytes(), "d.jpg"), 224)], axis=1)
+        raw = raw_batch([pair])
+        shares = []
+        for name in ("sunflower", "daisy"):
+            cam, index = grad_cam(exported, raw, trained.names.index(name))
+            assert cam.shape == (7, 7) and index == trained.names.index(name)
+            shares.append(cam[:, :3].sum() / (cam[:, :3].sum() + cam[:, 4:].sum() + 1e-9))
+        wins += shares[0] > shares[1]
+    assert wins >= 5
+
+
+# ---- the page -------------------------------------------------------------------------------------
+def download_labels(app) -> set[str]:
+    return {b.label for b in app.get("download_button")}
+
+
+def button_keys(app) -> set[str]:
+    return {b.key for b in app.button}
+
+
+def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flowers) -> None:
     require_real("mobilenet_v2_notop")
-    source = str(flowers["daisy"][0].parent.parent)
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from pathlib import Path\nfrom vision_backend import models, projects, transfer\n"
-            "p = projects.Project('k')\n"
-            f"for c in ('daisy', 'rose'):\n"
-            f"    [p.add_example(c, f.read_bytes(), f.name) for f in sorted(Path({source!r}, c).glob('*.jpg'))[:20]]\n"
-            "print('added', flush=True)\n"
-            "transfer.train_project(p, 'mobilenet_v2_notop', models.load('mobilenet_v2_notop'))\n")
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "VISION_LAB_HOME": str(home)})
-    assert process.stdout.readline().strip() == "added"
-    time.sleep(4)  # inside feature extraction or training
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    project = projects.Project("k", create=False)
-    assert project.counts() == {"daisy": 20, "rose": 20}
-    assert all(e.path.is_file() and e.path.stat().st_size > 0 for e in project.examples())
-    assert not list((project.folder / "images").glob("*.partial"))
-
-
-def test_transfer_learning_page_labels_trains_and_predicts(home: Path, flowers) -> None:
-    require_real("mobilenet_v2_notop")
-    project = projects.Project("tiny")
+    project = space.project("tiny")
     fill(project, flowers, ("daisy", "sunflower"), 8)
-    app = start("pages/transfer_learning.py")
+    app = start(PAGE)
     assert not app.exception, app.exception
     assert any("**tiny**: 2 classes, 16 examples" in m.value for m in app.markdown)
     app.slider(key="tl_epochs").set_value(30).run()
@@ -233,15 +423,20 @@ def test_transfer_learning_page_labels_trains_and_predicts(home: Path, flowers) 
     assert float(caption.split()[2]) >= 0.5
     assert any(c.value.startswith("Prediction for") for c in app.caption)
     saved = project.folder / "models" / "mobilenet_v2_notop_fast.keras"
-    assert saved.is_file() and "Keras (.keras)" in {b.label for b in app.get("download_button")}
+    assert saved.is_file() and "Keras (.keras)" in download_labels(app)
 
     # after a restart only the saved model is left: it predicts on its own
-    app = start("pages/transfer_learning.py")
+    app = start(PAGE)
     assert app.selectbox(key="tl_predict_model").value == "mobilenet_v2_notop_fast"
     assert any(c.value.startswith("Prediction for") for c in app.caption)
+    # Export offers "Convert to X" or X's download, never both at once
+    assert {"tl_tflite_mobilenet_v2_notop_fast", "tl_onnx_mobilenet_v2_notop_fast"} <= button_keys(app)
+    assert not {"TFLITE (.tflite)", "ONNX (.onnx)"} & download_labels(app)
     app.button(key="tl_tflite_mobilenet_v2_notop_fast").click().run()
     assert not app.exception, app.exception
-    assert saved.with_suffix(".tflite").is_file() and "TFLITE (.tflite)" in {b.label for b in app.get("download_button")}
+    assert saved.with_suffix(".tflite").is_file() and "TFLITE (.tflite)" in download_labels(app)
+    assert "tl_tflite_mobilenet_v2_notop_fast" not in button_keys(app)
+    assert "tl_onnx_mobilenet_v2_notop_fast" in button_keys(app) and "ONNX (.onnx)" not in download_labels(app)
 
     app.button(key="tl_recipe_Teachable Machine").click().run()
     assert (app.selectbox(key="tl_base").value, app.select_slider(key="tl_hidden").value) == \
@@ -259,23 +454,53 @@ def test_transfer_learning_page_labels_trains_and_predicts(home: Path, flowers) 
     assert project.counts() == {"daisies": 8, "sunflower": 8}
 
 
-def test_grad_cam_on_an_exported_transfer_model(home: Path, flowers, base) -> None:
-    """Grad-CAM on the exported (flat) model: each class's map sits on its own half of a pair."""
-    import cv2
+def images_in(expander) -> int:
+    return sum(len(e.proto.imgs) for e in expander.get("image"))
 
-    project = projects.Project("cam")
-    fill(project, flowers, ("daisy", "sunflower"), 20)
-    trained = transfer.train_project(project, "mobilenet_v2_notop", base, transfer.HeadSettings(epochs=60))
-    exported = transfer.export_model("mobilenet_v2_notop", base, trained)
-    wins = 0
-    for sunflower, daisy in zip(flowers["sunflower"][40:46], flowers["daisy"][40:46]):
-        pair = np.concatenate([cv2.resize(read_image(sunflower.read_bytes(), "s.jpg"), (224, 224)),
-                               cv2.resize(read_image(daisy.read_bytes(), "d.jpg"), (224, 224))], axis=1)
-        raw = cl.resize(pair, 224)[None].astype(np.float32)
-        shares = []
-        for name in ("sunflower", "daisy"):
-            cam, index = cl.grad_cam(exported, raw, trained.names.index(name))
-            assert cam.shape == (7, 7) and index == trained.names.index(name)
-            shares.append(cam[:, :3].sum() / (cam[:, :3].sum() + cam[:, 4:].sum() + 1e-9))
-        wins += shares[0] > shares[1]
-    assert wins >= 5
+
+def odd_photos() -> list[tuple[str, bytes, str]]:
+    """A 16-bit greyscale PNG and a CMYK JPEG: photos the app reads, that a browser or JPEG encoder may not."""
+    sixteen = io.BytesIO()
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)).save(sixteen, "PNG")
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (64, 48), (0, 255, 255, 0)).save(cmyk, "JPEG")
+    return [("deep.png", sixteen.getvalue(), "image/png"), ("print.jpg", cmyk.getvalue(), "image/jpeg")]
+
+
+def test_page_creates_labels_and_shows_every_photo_it_stored(space: Workspace, flowers) -> None:
+    """"Create" switches to the new project and clears the box; the count matches the thumbnails; skipped
+    files are a list, one line each; odd photos show as thumbnails and can be deleted."""
+    app = start(PAGE)
+    for name in ("first", "second"):
+        app.text_input(key="tl_new_name").input(name).run()
+        app.button(key="tl_create").click().run()
+        assert not app.exception, app.exception
+        assert app.selectbox(key="tl_project").value == name and app.text_input(key="tl_new_name").value == ""
+    app.text_input(key="tl_new_name").input("a/b").run()
+    app.button(key="tl_create").click().run()
+    assert any("cannot contain /" in e.value for e in app.error) and space.projects() == ["first", "second"]
+    app.text_input(key="tl_new_class").input("daisy").run()
+    app.button(key="tl_add_class").click().run()
+    assert space.project("second").counts() == {"daisy": 0} and app.text_input(key="tl_new_class").value == ""
+
+    uploads = [(f.name, f.read_bytes(), "image/jpeg") for f in flowers["daisy"][:8]] + odd_photos() + [
+        ("broken.jpg", BAD_FILES["truncated_half.jpg"], "image/jpeg"), ("notes.png", b"not a photo", "image/png")]
+    app.file_uploader(key="tl_up_daisy_0").set_value(uploads).run()
+    app.button(key="tl_up_go_daisy").click().run()
+    assert not app.exception, app.exception
+    expander = next(e for e in app.expander if e.label.startswith("daisy"))
+    assert expander.label == "daisy · 10 example(s)" and images_in(expander) == 10
+    skipped = next(w.value for w in app.warning if w.value.startswith("Skipped:"))
+    lines = skipped.splitlines()[1:]
+    assert len(lines) == 2 and all(line.startswith("- ") for line in lines)
+    assert "broken" in lines[0] and "notes" in lines[1]
+
+    project = space.project("second")
+    odd = [e for e in project.examples("daisy") if e.source in ("deep.png", "print.jpg")]
+    assert len(odd) == 2
+    for example in odd:
+        app.button(key=f"tl_del_{example.id}").click().run()
+        assert not app.exception, app.exception
+    assert project.counts() == {"daisy": 8}
+    expander = next(e for e in app.expander if e.label.startswith("daisy"))
+    assert expander.label == "daisy · 8 example(s)" and images_in(expander) == 8

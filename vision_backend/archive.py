@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, Iterator
@@ -21,6 +22,9 @@ from vision_backend.intake import MAX_BYTES
 from vision_backend.storage import InvalidName, check_name
 
 MAX_ENTRIES = 5_000
+MAX_ENTRY_PIXELS = 24_000_000
+"""A photo in an archive may have 24 megapixels (a large camera's photo): checking one decodes it, and
+this keeps an archive of the largest photos allowed under the 200 MiB a server can spare for it."""
 MAX_TOTAL_BYTES = 1 << 30  # 1 GiB inflated in all: a large photo collection, not a bomb
 BLOCK = 1 << 20
 
@@ -59,20 +63,48 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> b
     return b"".join(parts)
 
 
-def _why_not(info: zipfile.ZipInfo) -> str | None:
-    """Why an entry is not an image of a class, or None when it may be one."""
+def _size(count: int) -> str:
+    return f"{count / 2**30:.1f} GB" if count >= 2**30 else f"{count / 2**20:.0f} MB"
+
+
+def _why_not(info: zipfile.ZipInfo, max_entry: int) -> str | None:
+    """Why an entry is not an image of a class, or None when it may be one (its declared size is
+    checked here, before any byte is inflated; a header that lies is caught while streaming)."""
     path = PurePosixPath(info.filename.replace("\\", "/"))
     if info.is_dir():
         return "a folder"
     if stat.S_ISLNK(info.external_attr >> 16):
         return "a link, not a file"
+    if path.is_absolute() or ".." in path.parts:
+        return "a path that leaves the archive's folders (names never become paths here)"
     if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
         return "a hidden or system file"
     if len(path.parts) < 2:
         return "not inside a class folder (the layout is <class>/<image>)"
-    if info.file_size > MAX_BYTES:
-        return f"{info.file_size / 2**20:.0f} MB inflated; the limit for one photo is {MAX_BYTES / 2**20:.0f} MB"
+    if info.file_size > max_entry:
+        return f"{_size(info.file_size)} inflated; the limit for one photo is {_size(max_entry)}"
     return None
+
+
+def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_entry: int, room: int) -> Entry | Skipped:
+    """One entry read within ``max_entry`` bytes and the ``room`` the archive's total has left."""
+    reason = _why_not(info, max_entry)
+    path = PurePosixPath(info.filename.replace("\\", "/"))
+    if reason is None:
+        try:
+            label = check_name(path.parent.name, "class name")
+        except InvalidName as error:
+            reason = str(error)
+    if reason is not None:
+        return Skipped(info.filename, reason)
+    try:
+        data = _read_capped(archive, info, min(max_entry, room))
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as error:
+        return Skipped(info.filename, f"could not be read from the archive ({error})")
+    if data is None:
+        return Skipped(info.filename, "inflates past the size limit for one photo (a ZIP bomb?)" if room > max_entry
+                       else "the archive's photos inflate past the limit in all; the rest were not read")
+    return Entry(label, path.name, data)
 
 
 def class_images(source: bytes | BinaryIO, max_entries: int = MAX_ENTRIES, max_total: int = MAX_TOTAL_BYTES,
@@ -88,23 +120,7 @@ def class_images(source: bytes | BinaryIO, max_entries: int = MAX_ENTRIES, max_t
             if count >= max_entries:
                 yield Skipped("(the rest)", f"the archive has more than {max_entries:,} entries; the rest were not read")
                 return
-            reason = _why_not(info)
-            label = PurePosixPath(info.filename.replace("\\", "/")).parent.name
-            if reason is None:
-                try:
-                    label = check_name(label, "class name")
-                except InvalidName as error:
-                    reason = str(error)
-            if reason is None:
-                try:
-                    data = _read_capped(archive, info, min(max_entry, max_total - total))
-                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as error:
-                    data, reason = None, f"could not be read from the archive ({error})"
-                if data is None and reason is None:
-                    reason = "inflates past the size limit (a ZIP bomb?)" if total < max_total else \
-                        f"the archive inflates past {max_total / 2**30:.0f} GB in all"
-            if reason is not None:
-                yield Skipped(info.filename, reason)
-                continue
-            total += len(data)
-            yield Entry(label, PurePosixPath(info.filename).name, data)
+            item = _entry(archive, info, max_entry, max_total - total)
+            if isinstance(item, Entry):
+                total += len(item.data)
+            yield item

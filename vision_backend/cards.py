@@ -39,6 +39,8 @@ class AssetFile:
     is_tree: bool = False
     seed_hash: str | None = None
     build: Callable[..., None] | None = None
+    optional: tuple[str, ...] = ()
+    """Files of a tree that a build from public downloads cannot give (no public address); seeding brings them."""
 
     @property
     def local(self) -> Path:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from vision_backend.imageops import fit_long_side
 
 KERNELS: dict[str, np.ndarray] = {
     "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32),
@@ -26,6 +29,22 @@ KERNELS: dict[str, np.ndarray] = {
     "outline": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], np.float32),
     "Gaussian blur 5x5": np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float32) / 256,
 }
+
+
+def kernel_bank(names: list[str]) -> np.ndarray:
+    """The named kernels as one layer's weights, (k, k, 1, n): a smaller kernel sits centred in the
+    largest one's square (zeros around it), so it computes what it computes alone."""
+    size = max(KERNELS[name].shape[0] for name in names)
+    bank = np.zeros((size, size, 1, len(names)), np.float32)
+    for i, name in enumerate(names):
+        pad = (size - KERNELS[name].shape[0]) // 2
+        bank[pad : size - pad, pad : size - pad, 0, i] = KERNELS[name]
+    return bank
+
+
+def working_grey(photo: np.ndarray, long_side: int = 256) -> np.ndarray:
+    """The photo in grey, 0..1, long side at most ``long_side``: small enough for numpy convolution live."""
+    return fit_long_side(photo, long_side)[0].mean(axis=2).astype(np.float32) / 255.0
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -95,6 +114,12 @@ def to_display(feature_map: np.ndarray) -> np.ndarray:
     if high <= low:
         return np.full(feature_map.shape, 128, np.uint8)
     return ((feature_map - low) / (high - low) * 255).astype(np.uint8)
+
+
+def enlarged(image: np.ndarray, side: int) -> np.ndarray:
+    """A small map enlarged by a whole factor towards ``side`` without blurring its pixels (nearest)."""
+    factor = max(1, side // max(image.shape[:2]))
+    return cv2.resize(image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
 
 
 # ---- what a real CNN sees ------------------------------------------------------------------

@@ -27,7 +27,9 @@ _LOCK = threading.RLock()
 _WARMED = threading.Event()
 _WARMING: threading.Thread | None = None
 _QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "ABSL_MIN_LOG_LEVEL": "3",
-              "GRPC_VERBOSITY": "ERROR", "KMP_WARNINGS": "0"}
+              "GRPC_VERBOSITY": "ERROR", "KMP_WARNINGS": "0",
+              # ONNX Runtime's telemetry writes a device id and a database under ~/.cache
+              "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def _quiet() -> None:
@@ -60,9 +62,11 @@ def keras() -> Any:
 
 def onnxruntime() -> Any:
     with _LOCK:
+        _quiet()
         import onnxruntime as ort
 
         ort.set_default_logger_severity(3)
+        ort.disable_telemetry_events()
         return ort
 
 
@@ -104,6 +108,7 @@ def onnx_session(path: str | Path, spinning: bool = False, threads: int | None =
 def tflite_interpreter(path: str | Path) -> Any:
     """A TFLite interpreter from LiteRT (``ai-edge-litert``), TensorFlow Lite's successor package."""
     with _LOCK:
+        _quiet()
         from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -93,6 +94,27 @@ def _failure(url: str, target: Path, error: BaseException) -> FetchError:
     return FetchError(f"could not download {url}: {error}")
 
 
+def extract_members(archive: Path, route: Callable[[str], list[Path]]) -> int:
+    """Stream a .tar.gz and write each regular file to every destination ``route`` gives it; returns how
+    many files were written.
+
+    Destinations come from ``route`` (our own mapping), never from the member's name, so an archive
+    cannot write outside the folder being built.
+    """
+    written = 0
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            targets = route(member.name) if member.isfile() else []
+            if not targets:
+                continue
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]  (one photo: small)
+            for target in targets:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                written += 1
+    return written
+
+
 # ---- a card's files -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Outcome:
@@ -122,8 +144,15 @@ def _build_tree(asset: AssetFile, progress: Progress | None) -> None:
     staging = asset.local.with_name(f".{asset.local.name}.{os.getpid()}.building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    manifest = tree_manifest(asset)
+
+    def fetch_one(url: str, name: str, sha256: str | None = None) -> Path:
+        """One download of a build, into the staging folder, checked against its manifest line."""
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        return download(url, staging / name, sha256 or manifest.get(name), progress)
+
     try:
-        asset.build(staging, lambda url, name, sha256=None: download(url, staging / name, sha256, progress))
+        asset.build(staging, fetch_one)
         problems = check_tree(asset, staging)
         if problems:
             raise FetchError(f"{asset.name} built from its downloads is not the registered one: {problems[0]}")
@@ -205,13 +234,15 @@ def _seed_tree(card: ModelCard, asset: AssetFile, candidates: list[Path], log: C
 
 
 def check_tree(asset: AssetFile, folder: Path) -> list[str]:
-    """Every file the tree's manifest lists, present in ``folder`` with its hash; what is wrong, if anything."""
+    """Every file the tree's manifest lists, present in ``folder`` with its hash (an ``optional`` one may be
+    absent: it has no public download); what is wrong, if anything."""
     manifest = tree_manifest(asset)
     problems = []
     for relative, sha256 in manifest.items():
         path = folder / relative
         if not path.is_file():
-            problems.append(f"{relative} is missing")
+            if relative not in asset.optional:
+                problems.append(f"{relative} is missing")
         elif not hash_matches(path, sha256):
             problems.append(f"{relative} has other bytes than registered")
     return problems if manifest else [f"no manifest for {asset.name}"]

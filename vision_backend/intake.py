@@ -11,9 +11,12 @@ a photo raises :class:`ImageIntakeError`, whose message is written for the perso
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,6 +27,9 @@ MAX_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 """About 8,000 x 6,000: every real camera photo fits, a decompression bomb does not."""
 
+MIN_SIDE = 32
+"""Below this a photo holds nothing any model here can see (a 1x1 photo gave confident nonsense)."""
+
 SUPPORTED = "JPEG, PNG, WebP, BMP, GIF, TIFF"
 
 
@@ -31,17 +37,77 @@ class ImageIntakeError(ValueError):
     """An upload that is not a usable photo. ``str(error)`` is shown to the person as is."""
 
 
-def read_image(
+@dataclass(frozen=True)
+class Photo:
+    """A decoded photo and what the person should know about the decoding ("frame 1 of 3")."""
+
+    image: np.ndarray
+    note: str = ""
+
+
+def read_photo(
     data: bytes,
     name: str = "image",
     *,
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
-) -> np.ndarray:
-    """Decode ``data`` into an ``(H, W, 3)`` RGB ``uint8`` array.
+    min_side: int = MIN_SIDE,
+) -> Photo:
+    """Decode ``data`` into an ``(H, W, 3)`` RGB ``uint8`` array, saying which frame an animation gave.
 
     ``name`` only makes messages readable; the format is sniffed from the bytes.
     """
+    _check_bytes(data, name, max_bytes)
+    with _decoding(name):
+        image = Image.open(io.BytesIO(data))
+        _check_size(image.size, name, max_pixels, min_side)
+        frames, what = getattr(image, "n_frames", 1), "page" if image.format == "TIFF" else "frame"
+        image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        note = f"“{name}” has {frames} {what}s; Vision Lab uses {what} 1 of {frames}." if frames > 1 else ""
+        return Photo(_to_rgb_array(image), note)
+
+
+@contextlib.contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Whatever goes wrong while Pillow decodes, one message for the person (never an exception's name)."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and past 2x its own limit raises) on huge images; we check ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except ImageIntakeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageIntakeError(f"“{name}” is not an image Vision Lab can read. Supported: {SUPPORTED}.") from None
+    except Image.DecompressionBombError:
+        raise ImageIntakeError(f"“{name}” declares too many pixels to be a photo (a decompression bomb?).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError):
+        raise ImageIntakeError(f"“{name}” looks like an image but could not be decoded: it may be truncated or "
+                               "corrupt. Try exporting it again.") from None
+
+
+def check_photo(data: bytes, name: str = "image", *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+                min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """Prove ``data`` decodes as a photo within the limits, keeping no pixels; returns (width, height).
+
+    What a collection stores is checked this way: the decode is the real test of a file, and
+    dropping the pixels at once keeps memory flat through an archive of large photos.
+    """
+    _check_bytes(data, name, max_bytes)
+    with _decoding(name), Image.open(io.BytesIO(data)) as image:
+        _check_size(image.size, name, max_pixels, min_side)
+        image.load()
+        return image.size
+
+
+def read_image(data: bytes, name: str = "image", **limits: int) -> np.ndarray:
+    """:func:`read_photo`'s pixels: an ``(H, W, 3)`` RGB ``uint8`` array, or :class:`ImageIntakeError`."""
+    return read_photo(data, name, **limits).image
+
+
+def _check_bytes(data: bytes, name: str, max_bytes: int) -> None:
     if data is None or len(data) == 0:
         raise ImageIntakeError(f"“{name}” is empty (0 bytes). Choose a photo file.")
     if len(data) > max_bytes:
@@ -49,44 +115,27 @@ def read_image(
             f"“{name}” is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
             "Save it smaller or as JPEG and try again."
         )
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns (and past 2x its own limit raises) on huge images; we check ourselves.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise ImageIntakeError(f"“{name}” has no pixels ({width}x{height}).")
-            if width * height > max_pixels:
-                raise ImageIntakeError(
-                    f"“{name}” is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
-                    f"the limit is {max_pixels / 1e6:.0f} megapixels."
-                )
-            image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
-            image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return _to_rgb_array(image)
-    except ImageIntakeError:
-        raise
-    except UnidentifiedImageError:
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int, min_side: int) -> None:
+    """The header's size against the limits, before a single pixel is decoded."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageIntakeError(f"“{name}” has no pixels ({width}x{height}).")
+    if width * height > max_pixels:
         raise ImageIntakeError(
-            f"“{name}” is not an image Vision Lab can read. Supported: {SUPPORTED}."
-        ) from None
-    except Image.DecompressionBombError:
-        raise ImageIntakeError(
-            f"“{name}” declares too many pixels to be a photo (a decompression bomb?)."
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as error:
-        raise ImageIntakeError(
-            f"“{name}” looks like an image but could not be decoded: it may be truncated or corrupt "
-            f"({type(error).__name__}). Try exporting it again."
-        ) from None
+            f"“{name}” is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels."
+        )
+    if min(width, height) < min_side:
+        raise ImageIntakeError(f"“{name}” is only {width}x{height} pixels; Vision Lab needs at least "
+                               f"{min_side} pixels a side to show anything. Pick a larger photo.")
 
 
 def read_image_file(path: str | Path, **limits: int) -> np.ndarray:
-    """:func:`read_image` on a file on disk."""
+    """:func:`read_image` on a file on disk (stored files were checked when they came in)."""
     path = Path(path)
-    return read_image(path.read_bytes(), path.name, **limits)
+    return read_image(path.read_bytes(), path.name, **{"min_side": 1, **limits})
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -60,6 +60,8 @@ def check_name(name: str, what: str = "name") -> str:
         raise InvalidName(f"A {what} cannot contain control characters (new lines, tabs, NUL).")
     if cleaned in (".", "..") or cleaned.startswith("."):
         raise InvalidName(f"A {what} cannot start with a dot.")
+    if cleaned == "__MACOSX":
+        raise InvalidName(f"A {what} cannot be __MACOSX (ZIP tools keep macOS metadata there).")
     if len(cleaned.encode()) > 255:
         raise InvalidName(f"A {what} is at most 255 bytes as a file name; this one is {len(cleaned.encode())}.")
     return cleaned

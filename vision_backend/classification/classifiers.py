@@ -87,6 +87,10 @@ class ImageNetClassifier(Model):
     def load_engine(self, engine: str) -> Runner:
         raise NotImplementedError
 
+    def file_mb(self) -> float:
+        """Megabytes of the model's files on disk (its weights and the shared class index)."""
+        return sum(path.stat().st_size for path in self.card.paths() if path.is_file()) / 1e6
+
     def classify(self, images: list[np.ndarray], engine: str | None = None, top: int = 5) -> list[Prediction]:
         """Top-k for each photo; ``ms`` is the time per photo (preprocessing included)."""
         engine = engine or self.engines[0]
@@ -194,8 +198,28 @@ class KerasApplication(ImageNetClassifier):
             keras = engines.keras()
             model = self.application(keras.applications)(weights=str(self.card.path()), include_top=True)
             return Runner(engine, lambda x: np.asarray(model.predict_on_batch(x)), model)
-        session = engines.onnx_session(keras_to_onnx(self.keras_model(), converted_path(self.name)))
+        path = converted_path(self.name)
+        if not path.is_file():  # converted once; later loads need neither Keras nor the Keras model
+            keras_to_onnx(self.keras_model(), path)
+        session = engines.onnx_session(path)
         return Runner(engine, onnx_runner(session), session)
+
+
+def engine_agreement(predictions: list[Prediction]) -> list[dict[str, Any]]:
+    """Whether engines running one model's weights agree on a photo: each engine against the next,
+    per model on two or more engines (same top-1 class, largest probability difference).
+
+    A conversion (Keras or TFLite to ONNX) keeps the weights, so anything beyond rounding
+    (int8: 2/256) means a conversion or the preprocessing went wrong.
+    """
+    by_model: dict[str, list[Prediction]] = {}
+    for prediction in predictions:
+        by_model.setdefault(prediction.classifier, []).append(prediction)
+    return [{"model": CLASSIFIERS[name].title if name in CLASSIFIERS else name,
+             "engines": f"{ENGINE_NAMES[a.engine]} vs {ENGINE_NAMES[b.engine]}",
+             "same top-1": a.top[0][0] == b.top[0][0],
+             "max probability difference": float(np.abs(a.probabilities - b.probabilities).max())}
+            for name, same in by_model.items() for a, b in zip(same, same[1:])]
 
 
 def _keras_card(name: str, title: str, file: str, url: str, md5: str | None, size: int | None, **card: Any) -> ModelCard:

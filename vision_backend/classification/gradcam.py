@@ -1,13 +1,24 @@
-"""Grad-CAM (Selvaraju et al. 2017): where a Keras classifier looked for the class it names."""
+"""Grad-CAM (Selvaraju et al. 2017): where a Keras classifier looked for the class it names.
+
+Grad-CAM needs gradients through the Keras graph, so it explains Keras models only: an ImageNet
+application, the flowers demo, or a model saved in a transfer-learning project. Each takes its
+input differently, so each comes as an :class:`Explainable` that knows how a photo becomes its input.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from vision_backend import engines
+from vision_backend.classification import imagenet
 from vision_backend.convolution import is_spatial
+from vision_backend.imageops import resize_square
+from vision_backend.transfer.bases import MOBILENET_V2
+from vision_backend.transfer.demo import demo_classifier
 
 
 def last_conv_layer(model: Any) -> str:
@@ -40,3 +51,47 @@ def grad_cam(model: Any, batch: np.ndarray, class_index: int | None = None, laye
     cam = tf.nn.relu(tf.reduce_sum(maps * weights[:, None, None, :], axis=-1))[0].numpy()
     peak = float(cam.max())
     return (cam / peak if peak > 0 else cam), class_index
+
+
+@dataclass(frozen=True)
+class Explainable:
+    """A Keras classifier with how a photo becomes its input and the names of its classes."""
+
+    model: Any
+    prepare: Callable[[list[np.ndarray]], np.ndarray]
+    class_names: list[str]
+
+    def batch(self, photo: np.ndarray) -> np.ndarray:
+        return self.prepare([photo])
+
+    def top(self, batch: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` most probable classes of the batch's first photo: (class index, probability)."""
+        probabilities = np.asarray(self.model.predict_on_batch(batch))[0]
+        return [(int(i), float(probabilities[i])) for i in np.argsort(-probabilities, kind="stable")[:k]]
+
+    def explain(self, batch: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
+        return grad_cam(self.model, batch, class_index)
+
+    @property
+    def layer(self) -> str:
+        return last_conv_layer(self.model)
+
+
+def imagenet_explainable(classifier: Any) -> Explainable:
+    """A Keras ImageNet application with its own pixel scaling and Keras' 1,000 labels."""
+    return Explainable(classifier.keras_model(), classifier.preprocess, imagenet.labels())
+
+
+def demo_explainable(progress: Callable[[int, int], None] | None = None) -> Explainable:
+    """The flowers demo (trained once on first use): it takes MobileNetV2's scaled input."""
+    model, names = demo_classifier(progress)
+    return Explainable(model, MOBILENET_V2.preprocess, names)
+
+
+def saved_explainable(path: Path, meta: dict[str, Any]) -> Explainable:
+    """A model saved in a transfer-learning project: raw 0-255 RGB in (its base's scaling is a layer
+    inside it), class names in its metadata."""
+    model = engines.keras().models.load_model(path, compile=False)
+    size = int(model.inputs[0].shape[1])
+    return Explainable(model, lambda images: np.stack([resize_square(i, size) for i in images]).astype(np.float32),
+                       list(meta.get("classes") or [f"class {i}" for i in range(int(model.outputs[0].shape[-1]))]))

@@ -20,12 +20,16 @@ from vision_backend.imageops import fit_long_side
 from vision_backend.model import Detector, Param
 
 LANDMARK_NAMES = ("right eye", "left eye", "nose", "mouth right", "mouth left")
-MAX_SIDES = (320, 400, 480, 640, 800, 1280)
-
-
 def _max_side(default: int) -> Param:
-    return Param("max_side", "Detect at long side (px)", default, options=MAX_SIDES,
+    return Param("max_side", "Detect at long side (px)", default, 160, 1600, 40,
                  help="Larger photos are shrunk to this first: faster, but small faces get lost.")
+
+
+def _mapped_back(found: Detections, factor: float) -> Detections:
+    """Detections on a copy shrunk by ``factor``, in the photo's pixels, with the working scale in ``meta``."""
+    found = found.scaled(factor)
+    found.meta["scale"] = 1 / factor
+    return found
 
 
 # ---- Viola-Jones ---------------------------------------------------------------------------
@@ -141,8 +145,8 @@ class ViolaJones(Detector):
               **settings: Any) -> Detections:
         windows, factor = haar_windows(classifier, image, **settings)
         boxes, votes = group_windows(windows, min_neighbors)
-        found = Detections(boxes, votes, np.zeros(len(boxes))).scaled(factor)
-        found.meta.update(windows=len(windows), scale=1 / factor)
+        found = _mapped_back(Detections(boxes, votes, np.zeros(len(boxes))), factor)
+        found.meta["windows"] = len(windows)
         return found
 
     def detect_eyes(self, image: np.ndarray, faces: Detections) -> Detections:
@@ -198,7 +202,8 @@ class DlibHOG(Detector):
         )
         rects, scores, _ = detector.run(np.ascontiguousarray(work), int(upsample), float(threshold))
         boxes = np.asarray([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
-        return Detections(boxes.reshape(-1, 4), np.asarray(scores, np.float32), np.zeros(len(boxes))).scaled(factor)
+        found = Detections(boxes.reshape(-1, 4), np.asarray(scores, np.float32), np.zeros(len(boxes)))
+        return _mapped_back(found, factor)
 
 
 # ---- MTCNN ---------------------------------------------------------------------------------
@@ -295,7 +300,7 @@ class MTCNN(Detector):
         small, factor = fit_long_side(image, max_side)
         rows = mtcnn.detect_faces(small, box_format="xyxy", output_type="numpy",
                                   **self.stage_settings(factor, **settings))
-        return mtcnn_rows_to_detections(np.asarray(rows), True).scaled(factor)
+        return _mapped_back(mtcnn_rows_to_detections(np.asarray(rows), True), factor)
 
 
 # ---- YuNet ---------------------------------------------------------------------------------
@@ -339,7 +344,7 @@ class YuNet(Detector):
         boxes = np.c_[faces[:, :2], faces[:, :2] + faces[:, 2:4]]
         # YuNet's order: right eye, left eye, nose tip, right and left mouth corners (the person's)
         found = Detections(boxes, faces[:, 14], np.zeros(len(faces)), landmarks=faces[:, 4:14].reshape(-1, 5, 2))
-        return found.scaled(factor)
+        return _mapped_back(found, factor)
 
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in (ViolaJones(), DlibHOG(), MTCNN(), YuNet())}

@@ -86,7 +86,7 @@ def measure_group_photos(detector: Detector, settings: dict[str, Any] | None = N
     truth = samples.annotated_faces()
     found = [detector.detect(samples.load_sample(name), **(settings or {})) for name in truth]
     no_face = sum(len(detector.detect(samples.load_sample(name), **(settings or {})))
-                  for name in samples.NO_FACE_PHOTOS)
+                  for name in samples.no_face_photos())
     return GroupPhotoMeasure(evaluate(found, list(truth.values())), no_face,
                              float(np.median([f.meta["ms"] for f in found])))
 

@@ -2,19 +2,23 @@
 
 :func:`analyse` finds every face in a photo and embeds it; :func:`recognise` names each face by
 the nearest enrolled face (or "unknown" beyond the threshold); :func:`verify` says whether two
-faces are the same person.
+faces are the same person; :func:`enrol_photos` and :func:`enrol_demo_people` fill a gallery.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
+from vision_backend import samples
 from vision_backend.detections import Detections
 from vision_backend.face_detection import DETECTORS
 from vision_backend.face_recognition.embedders import FaceEmbedder
+from vision_backend.face_recognition.gallery import Gallery
+from vision_backend.intake import ImageIntakeError, read_image
+from vision_backend.storage import check_name
 
 FACE_FINDER = "dlib_hog"
 """The face detector recognition uses by default (dlib's own pairing: HOG boxes, ResNet embeddings)."""
@@ -78,3 +82,51 @@ def verify(a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[bool, float]
     return distance <= threshold, distance
 
 
+# ---- enrolment -----------------------------------------------------------------------------
+DEMO_PEOPLE = {"Barack Obama": "obama_1.jpg", "Joe Biden": "biden.jpg"}
+"""The people the page enrols in one click, from the staged demo photos (the largest face of each)."""
+
+
+def enrol_photos(gallery: Gallery, embedder: FaceEmbedder, name: str,
+                 photos: Iterable[tuple[str, bytes]]) -> list[dict[str, str]]:
+    """Enrol several uploaded photos of one person, given as (file name, bytes), one face each.
+
+    A photo that cannot be read, or holds no face or several (which one is the person?), is
+    skipped. One report row per file: ``photo``, ``result`` (``enrolled``, ``already enrolled`` or
+    ``skipped``) and ``reason``. The name is checked before any photo is read, and nobody is
+    created unless a face is enrolled.
+    """
+    name = check_name(name, "person's name")
+    report = []
+    for file_name, data in photos:
+        try:
+            faces = analyse(embedder, read_image(data, file_name))
+        except ImageIntakeError as error:
+            report.append({"photo": file_name, "result": "skipped", "reason": str(error)})
+            continue
+        if len(faces) != 1:
+            report.append({"photo": file_name, "result": "skipped",
+                           "reason": f"{len(faces)} faces found; it needs exactly one"})
+            continue
+        report.append({"photo": file_name, **_enrolled(gallery.enrol(
+            name, embedder.name, [(faces.vectors[0], faces.crops[0], file_name)]))})
+    return report
+
+
+def _enrolled(new: int) -> dict[str, str]:
+    return {"result": "enrolled", "reason": ""} if new else {"result": "already enrolled",
+                                                             "reason": "this very face is in the gallery"}
+
+
+def enrol_demo_people(gallery: Gallery, embedder: FaceEmbedder) -> list[dict[str, str]]:
+    """Enrol :data:`DEMO_PEOPLE` (the largest face of each staged photo); a second click adds nothing."""
+    report = []
+    for person, photo in DEMO_PEOPLE.items():
+        faces = analyse(embedder, samples.load_sample(photo))
+        if not len(faces):
+            report.append({"person": person, "photo": photo, "result": "skipped", "reason": "no face found"})
+            continue
+        one = largest_index(faces.detections)
+        report.append({"person": person, "photo": photo, **_enrolled(gallery.enrol(
+            person, embedder.name, [(faces.vectors[one], faces.crops[one], photo)]))})
+    return report

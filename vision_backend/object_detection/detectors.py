@@ -81,8 +81,10 @@ class NanoDet(OnnxDetector):
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         canvas, box = letterbox(image, self.size, 0)
-        blob = ((canvas[:, :, ::-1].astype(np.float32) - self.mean) / self.std).transpose(2, 0, 1)[None]
-        return np.ascontiguousarray(blob), box
+        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[::-1], dtype=np.float32)  # BGR, CHW
+        blob -= self.mean[:, None, None]  # in place: half the time of the expression with temporaries
+        blob /= self.std[:, None, None]
+        return blob[None], box
 
     def _stride_candidates(self, scores: np.ndarray, dists: np.ndarray, stride: int, threshold: float) -> tuple:
         cells = self.size // stride

@@ -2,7 +2,8 @@
 
 :func:`selective_search` gives R-CNN's proposals, :func:`anchor_boxes` Faster R-CNN's anchors at
 one position, :func:`roi_pool` Fast R-CNN's fixed-size grid per proposal, and :func:`nms_steps`
-greedy non-maximum suppression written out as a table.
+greedy non-maximum suppression written out as a table. :func:`iou_parts`, :func:`medium_proposal` and
+:func:`anchor_scales` give the page the numbers it shows, so it computes nothing itself.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision_backend.boxes import iou
+from vision_backend.boxes import area, iou
 from vision_backend.detections import Detections
 from vision_backend.imageops import fit_long_side
+
+MIN_PHOTO_SIDE = 32
+"""The smallest photo side the building blocks are shown on: a box needs room to move and a proposal
+room to exist (32 px is also the stride of a detector's coarsest grid); smaller photos get a message."""
 
 
 def selective_search(image: np.ndarray, mode: str = "fast", max_side: int = 480, top: int | None = None) -> Detections:
@@ -91,3 +96,27 @@ def nms_steps(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
     return steps
 
 
+def iou_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
+    """``(intersection, area_a, area_b, iou)`` of two xyxy boxes: the terms of IoU's fraction, to show the sum."""
+    a, b = np.asarray(a, np.float64).reshape(4), np.asarray(b, np.float64).reshape(4)
+    overlap = np.r_[np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])]  # area() counts an empty one as 0
+    intersection, area_a, area_b = (float(v) for v in area(np.stack([overlap, a, b])))
+    return intersection, area_a, area_b, float(iou(a, b)[0, 0])
+
+
+def medium_proposal(boxes: np.ndarray, image_hw: tuple[int, int], low: float = 0.02, high: float = 0.5) -> int:
+    """Index of the largest proposal covering between ``low`` and ``high`` of the photo (0 if none does).
+
+    What ROI pooling is shown on: big enough to see its 7x7 grid, not the whole photo.
+    """
+    sizes = area(boxes)
+    photo = float(image_hw[0] * image_hw[1])
+    fits = (sizes > low * photo) & (sizes < high * photo)
+    return int(np.argmax(np.where(fits, sizes, 0))) if len(sizes) else 0
+
+
+def anchor_scales(width: int, height: int) -> tuple[int, int, int]:
+    """Three anchor scales sized to the photo (an eighth, a quarter and half of its short side, at least 16 px),
+    so the anchors drawn on any photo look like a Region Proposal Network's on its input."""
+    base = max(16, min(width, height) // 8)
+    return base, base * 2, base * 4

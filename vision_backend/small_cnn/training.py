@@ -3,6 +3,7 @@ preset's learning-rate schedule, and the evaluation on the test set."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,6 +12,7 @@ import numpy as np
 from vision_backend import engines
 from vision_backend.metrics import confusion_matrix
 from vision_backend.small_cnn.data import scale
+
 
 def epoch_callback(on_epoch: Callable[[int, dict], None], should_stop: Callable[[], bool] = lambda: False) -> Any:
     """A Keras callback that reports every epoch (for live curves) and stops when asked."""
@@ -31,9 +33,14 @@ def cosine_decay(epochs: int, rate: float = 1e-3) -> Any:
     Measured on Fashion-MNIST (20 epochs): with heavier dropout (0.25/0.5) and a constant rate
     the improved net ended at 91.4%; lighter dropout and this decay reach 93.4%.
     """
-    import math
+    return engines.keras().callbacks.LearningRateScheduler(
+        lambda epoch: rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
 
-    return engines.keras().callbacks.LearningRateScheduler(lambda epoch: rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+
+def schedule(preset: str, epochs: int) -> list:
+    """The learning-rate callbacks ``preset`` trains with (the page and the benchmark use the same):
+    the improved preset's cosine decay, nothing for the deck's constant rate."""
+    return [cosine_decay(epochs)] if preset == "improved" else []
 
 
 def train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 10, batch_size: int = 50,
@@ -59,8 +66,13 @@ class Evaluation:
         return wrong[np.argsort(-confidence)][:limit]
 
 
+def predict(model: Any, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Class probabilities for uint8 28x28 images, scaled as in training (so no caller scales by hand)."""
+    return np.asarray(model.predict(scale(images), batch_size=batch_size, verbose=0))
+
+
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> Evaluation:
-    probabilities = np.asarray(model.predict(scale(x), batch_size=batch_size, verbose=0))
+    probabilities = predict(model, x, batch_size)
     predicted = probabilities.argmax(1)
     classes = probabilities.shape[1]
     return Evaluation(float((predicted == y).mean()), confusion_matrix(y, predicted, classes), predicted, probabilities)

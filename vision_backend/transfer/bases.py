@@ -28,6 +28,12 @@ class FeatureBase(Model):
     taps: tuple[str, ...] = ()
     """Layers whose pooled maps make the "layers" features, the base's output last."""
 
+    @property
+    def features_key(self) -> str:
+        """What names this base's cached features: its card, pixel scaling and input size, so a base
+        with other preprocessing (or a test's variant of a registered one) never reads another's vectors."""
+        return f"{self.name}_{self.scaling.mode}_{self.size}"
+
     def load(self) -> Any:
         keras = engines.keras()
         return self.application(keras.applications)(weights=str(self.card.path()), include_top=False,
@@ -56,12 +62,16 @@ class FeatureBase(Model):
         """A copy of the base built on ``tensor`` (one flat graph, not a nested model) with its weights.
 
         Flat, so Grad-CAM and the ONNX/TFLite converters see every layer; a copy, so training it
-        never touches the shared, cached base.
+        never touches the shared, cached base. Weights are copied layer by layer, by name: built on a
+        tensor, the copy also holds the layers that made the tensor (a caffe or torch scaling has
+        weights of its own), so the two weight lists do not line up.
         """
         keras = engines.keras()
         copy = self.application(keras.applications)(input_tensor=tensor, weights=None, include_top=False,
                                                     **self.options)
-        copy.set_weights(self.runtime().get_weights())
+        for layer in self.runtime().layers:
+            if layer.weights:
+                copy.get_layer(layer.name).set_weights(layer.get_weights())
         return copy
 
 

@@ -3,6 +3,7 @@ predictions with it: the base's own scaling is inside, so Grad-CAM, ONNX and TFL
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,3 +64,24 @@ def predict_images(trained: Trained, base: FeatureBase, images: list[np.ndarray]
     settings = trained.settings
     features = image_features(base, images, settings.pooling, settings.mirror)
     return predict_head(trained.head, features, settings)
+
+
+def save_trained(project: Any, base: FeatureBase, trained: Trained) -> Path:
+    """The trained model exported (raw pixels in) and kept with the project as ``<base>_<mode>``,
+    with what the Predict and Export tabs show about it after a restart."""
+    mode = "fast" if trained.head is not None else "full"
+    meta = {"classes": trained.names, "validation_accuracy": trained.accuracy, "base": base.name, "mode": mode,
+            "per_class": trained.per_class(), "examples": int(sum(project.counts().values())),
+            "settings": trained.settings.__dict__}
+    return project.save_model(f"{base.name}_{mode}", export_model(base, trained), meta)
+
+
+def load_saved(path: Path) -> Any:
+    """A model saved with a project (``.keras``), ready to predict and convert."""
+    return engines.keras().models.load_model(Path(path), compile=False)
+
+
+def prediction_rows(photos: list[str], probabilities: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+    """One row per photo: its name, the predicted class and every class's probability (the CSV's rows)."""
+    return [{"photo": photo, "prediction": class_names[int(p.argmax())],
+             **{c: round(float(v), 4) for c, v in zip(class_names, p)}} for photo, p in zip(photos, probabilities)]

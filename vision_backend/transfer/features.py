@@ -63,7 +63,7 @@ def project_features(project: Any, base: FeatureBase, pooling: str = "layers",
     """(features, labels, class names, examples) from the project's cache, computing only new photos."""
     examples = project.examples()
     names = sorted({e.label for e in examples})
-    cache = project.feature_cache(f"{base.name}_{pooling}_mirror")
+    cache = project.feature_cache(f"{base.features_key}_{pooling}_mirror")
     features, _ = cache.lookup([e.digest for e in examples], lambda digests: image_features(
         base, read_files([project.image_path(d) for d in digests]), pooling, True, progress))
     labels = np.array([names.index(e.label) for e in examples])

@@ -10,6 +10,7 @@ pooling) in ``features/``: adding five photos later costs five forward passes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -18,10 +19,13 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from vision_backend.archive import Entry, Skipped, class_images
-from vision_backend.intake import read_image
+import numpy as np
+
+from vision_backend.archive import MAX_ENTRY_PIXELS, Entry, Skipped, class_images
+from vision_backend.imageops import centre_crop
+from vision_backend.intake import MAX_PIXELS, ImageIntakeError, check_photo, read_image_file
 from vision_backend.storage import (BlobStore, Database, FeatureCache, NameTaken, atomic_path, atomic_write,
                                     check_name, safe_part, unique_violation)
 
@@ -92,18 +96,32 @@ class Project:
             self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
 
     # ---- examples -------------------------------------------------------------------------
-    def add_example(self, label: str, data: bytes, source: str = "") -> bool:
+    def add_example(self, label: str, data: bytes, source: str = "", max_pixels: int = MAX_PIXELS) -> bool:
         """Store one photo (checked to decode first) under ``label``; False if it was already there."""
         label = check_name(label, "class name")
-        read_image(data, source or "upload")  # refuse what cannot be read before storing anything
+        check_photo(data, source or "upload", max_pixels=max_pixels)  # refuse what cannot be read, store nothing
         with self.db.transaction() as db:
             digest = self.images.put(data)
-            db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
-            (class_id,) = db.execute("SELECT id FROM classes WHERE name = ?", (label,)).fetchone()
-            cursor = db.execute("INSERT OR IGNORE INTO examples (class, digest, source, added) VALUES (?, ?, ?, ?)",
-                                (class_id, digest, safe_part(Path(source).name, "photo") if source else "",
-                                 time.time()))
-            return cursor.rowcount == 1
+            return self._record_example(db, label, digest, source)
+
+    @staticmethod
+    def _record_example(db: sqlite3.Connection, label: str, digest: str, source: str) -> bool:
+        db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
+        (class_id,) = db.execute("SELECT id FROM classes WHERE name = ?", (label,)).fetchone()
+        cursor = db.execute("INSERT OR IGNORE INTO examples (class, digest, source, added) VALUES (?, ?, ?, ?)",
+                            (class_id, digest, safe_part(Path(source).name, "photo") if source else "", time.time()))
+        return cursor.rowcount == 1
+
+    def add_examples(self, label: str, photos: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
+        """Several uploads added to ``label``: (how many were new, one message per photo refused), so
+        one bad file among many is said and the rest are kept."""
+        added, skipped = 0, []
+        for name, data in photos:
+            try:
+                added += self.add_example(label, data, name)
+            except ImageIntakeError as error:
+                skipped.append(str(error))
+        return added, skipped
 
     def examples(self, label: str | None = None) -> list[Example]:
         query = ("SELECT e.id, c.name, e.digest, e.source FROM examples e JOIN classes c ON c.id = e.class"
@@ -165,11 +183,16 @@ class Project:
 
     # ---- export and import ----------------------------------------------------------------
     def export_zip(self) -> bytes:
-        """One folder per class, the photos inside: the layout :meth:`import_zip` and most tools read."""
+        """One folder per class, the photos inside: the layout :meth:`import_zip` and most tools read.
+
+        A class's folder is its name as is (the naming rule already made it one safe path part, up
+        to 255 bytes; shortening it would rename the class on import). Each photo is prefixed with
+        its digest, so same-named photos of one class stay apart; import takes the prefix off.
+        """
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             for example in self.examples():
-                archive.write(example.path, f"{safe_part(example.label, 'class')}/{example.digest[:16]}_"
+                archive.write(example.path, f"{safe_part(example.label, 'class', limit=255)}/{example.digest[:16]}_"
                                             f"{safe_part(example.source, 'photo')}")
         return buffer.getvalue()
 
@@ -181,7 +204,7 @@ class Project:
                 skipped.append(str(item))
                 continue
             try:
-                added += self.add_example(item.label, item.data, item.name)
+                added += self.add_example(item.label, item.data, _exported_source(item), MAX_ENTRY_PIXELS)
             except ValueError as error:  # not a photo, or a name the rule refuses: said, the rest imported
                 skipped.append(f"{item.label}/{item.name}: {error}")
         return added, skipped
@@ -190,4 +213,21 @@ class Project:
         shutil.rmtree(self.folder)
 
 
-__all__ = ["Entry", "Example", "Project", "list_projects"]
+def _exported_source(entry: Entry) -> str:
+    """The photo's own name when the entry came from :meth:`Project.export_zip` (its digest prefix
+    off), so an export then import gives back the same examples with the same names."""
+    prefix = hashlib.sha256(entry.data).hexdigest()[:16] + "_"
+    return entry.name[len(prefix):] if entry.name.startswith(prefix) and len(entry.name) > len(prefix) else entry.name
+
+
+def thumbnail(path: Path, side: int = 160) -> np.ndarray | None:
+    """A stored photo as a small square RGB array (its centre) for the page's grid, decoded the one
+    way every photo is (so a 16-bit PNG or a CMYK JPEG shows like any other); None when it cannot be
+    read, so the page can still offer to delete it."""
+    try:
+        return centre_crop(read_image_file(path), side, side)
+    except (ImageIntakeError, OSError):
+        return None
+
+
+__all__ = ["Entry", "Example", "Project", "list_projects", "thumbnail"]

@@ -1,0 +1,243 @@
+"""Live camera: faces, people, objects and your own classes on the webcam stream, with frames per second."""
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from pages._shared import ensure_ready, friendly_errors, keep, param_widgets, ready_model, start_page, workspace
+from vision_backend import live
+
+live.preload_srtp()  # before aiortc: TensorFlow's SSL symbols would crash it
+from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
+from vision_backend.face_detection import DETECTORS as FACE_DETECTORS  # noqa: E402
+from vision_backend.face_recognition import EMBEDDERS  # noqa: E402
+from vision_backend.face_recognition.recognise import FACE_FINDER  # noqa: E402
+from vision_backend.object_detection import DETECTORS as OBJECT_DETECTORS  # noqa: E402
+from vision_backend.transfer.projects import Project  # noqa: E402
+
+PREFIX = "live"
+STREAM = "live_stream"
+CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
+HOLD_HTML = '<button type="button" class="hold">Hold to record</button>'
+HOLD_CSS = """
+.hold { width: 100%; padding: 0.5rem 1rem; border-radius: 0.5rem; cursor: pointer; user-select: none;
+        border: 1px solid var(--st-primary-color); background: transparent; color: var(--st-text-color);
+        font: inherit; touch-action: none; }
+.hold.on { background: var(--st-primary-color); color: white; }
+"""
+HOLD_JS = """
+export default function (component) {
+  const { data, setStateValue, parentElement } = component;
+  const button = parentElement.querySelector("button.hold");
+  button.textContent = data.label;
+  const hold = (on) => { button.classList.toggle("on", on); setStateValue("holding", on); };
+  button.onpointerdown = (event) => { button.setPointerCapture(event.pointerId); hold(true); };
+  button.onpointerup = () => hold(false);
+  button.onpointercancel = () => hold(false);
+  button.onkeydown = (event) => { if ((event.key === " " || event.key === "Enter") && !event.repeat) hold(true); };
+  button.onkeyup = (event) => { if (event.key === " " || event.key === "Enter") hold(false); };
+}
+"""
+
+
+@st.cache_resource(show_spinner=False)
+def hold_button() -> Any:
+    """A button that says whether it is held down (Streamlit's own buttons only say they were clicked)."""
+    return st.components.v2.component("vision_lab.hold_to_record", html=HOLD_HTML, css=HOLD_CSS, js=HOLD_JS)
+
+
+def processor() -> live.FrameProcessor:
+    """This browser session's frame processor: it outlives reruns, and the stream's thread calls it."""
+    return st.session_state.setdefault("_live_processor", live.FrameProcessor())
+
+
+def live_secrets() -> Any:
+    """The ``[live]`` section of ``.streamlit/secrets.toml`` (ICE servers for remote use), if any."""
+    try:
+        return st.secrets.get("live")
+    except Exception:  # noqa: BLE001 — no secrets file at all
+        return None
+
+
+def kept_choice(key: str, options: list[str]) -> str:
+    """``keep`` for a choice whose options come and go (projects, saved models): a vanished one falls back."""
+    key = keep(key, options[0])
+    if st.session_state[key] not in options:
+        st.session_state[key] = options[0]
+    return key
+
+
+# ---- the tasks' pickers --------------------------------------------------------------------------
+def detector_settings(name: str) -> dict | None:
+    """A face detector's settings, with the same widgets as the photo pages (None until it is here)."""
+    detector = ready_model(name)
+    if detector is None:
+        return None
+    with st.expander(f"{detector.title} settings"):
+        return param_widgets(detector, PREFIX)
+
+
+def face_task() -> live.FaceTask | None:
+    name = st.selectbox("Detector", list(FACE_DETECTORS), key=keep("live_face_detector", "yunet"),
+                        format_func=lambda k: FACE_DETECTORS[k].title)
+    privacy = st.radio("Privacy", ["none", "blur", "pixelate"], horizontal=True, key=keep("live_privacy", "none"))
+    settings = detector_settings(name)
+    return None if settings is None else live.FaceTask(FACE_DETECTORS[name], settings, privacy)
+
+
+def recognition_task() -> live.RecognitionTask | None:
+    chosen = st.radio("Recogniser", list(EMBEDDERS), horizontal=True, key=keep("live_embedder", "dlib_resnet_face"),
+                      format_func=lambda k: EMBEDDERS[k].title)
+    embedder = EMBEDDERS[chosen]
+    if not ensure_ready(embedder.card):
+        return None
+    threshold = param_widgets(embedder, PREFIX)["threshold"]
+    finder = st.selectbox("Face detector", list(FACE_DETECTORS), key=keep("live_finder", FACE_FINDER),
+                          format_func=lambda k: FACE_DETECTORS[k].title)
+    settings = detector_settings(finder)
+    recheck = st.slider("Faces re-checked per frame (0 = every face, every frame)", 0, 5, step=1,
+                        key=keep("live_recheck", 1),
+                        help="A face that stays where it was keeps its name; new faces are recognised at once. "
+                             "Re-checking one face a frame keeps five faces near 15 frames a second instead of 3.")
+    if settings is None:
+        return None
+    task = live.RecognitionTask.from_gallery(embedder, workspace().gallery(), threshold, finder, settings, recheck)
+    if not task.names:
+        st.info("Nobody is enrolled for this recogniser yet: everyone shows as unknown. Enrol people on the "
+                "Face recognition page (Gallery tab).", icon=":material/person_add:")
+    st.caption(f"Captions give the similarity (cosine, 1 = the same face); a face is named when its distance is "
+               f"at most {threshold:.2f}, i.e. similarity at least {live.similarity(threshold):.2f}.")
+    return task
+
+
+def object_task() -> live.ObjectTask | None:
+    name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, key=keep("live_object_model", "nanodet_m"),
+                    format_func=lambda k: OBJECT_DETECTORS[k].title,
+                    help="NanoDet-m is the default. YOLOv8n-seg adds instance masks; its weights are AGPL-3.0.")
+    card = OBJECT_DETECTORS[name].card
+    st.caption(f"{card.title} · licence **{card.licence}**")
+    if "AGPL" in card.licence:
+        st.warning("YOLOv8n-seg's weights are licensed **AGPL-3.0**: fine for learning and demos here; using them "
+                   "in a product you offer to others obliges you to publish that product's source.",
+                   icon=":material/gavel:")
+    detector = ready_model(name)
+    if detector is None:
+        return None
+    with st.expander(f"{detector.title} settings"):
+        settings = param_widgets(detector, PREFIX)
+    people = st.toggle("Keep only people (background blurred)", key=keep("live_keep_people", False),
+                       disabled=not detector.has_masks, help="Needs a model with masks (YOLOv8n-seg).")
+    return live.ObjectTask(detector, settings, people and detector.has_masks)
+
+
+def record(project: Project) -> live.Recorder | None:
+    """Hold to record: while the button is held the stream adds a few frames a second to one class."""
+    new = "(a new class)"
+    options = project.classes() + [new]
+    c1, c2 = st.columns(2)
+    label = c1.selectbox("Record into class", options, key=kept_choice("live_record_class", options))
+    if label == new:
+        label = c2.text_input("New class", key="live_new_class", placeholder="e.g. thumbs up").strip()
+    held = hold_button()(key="live_hold", data={"label": f"Hold to record “{label}”" if label else
+                                                "Name a class, then hold to record"},
+                         default={"holding": False}, on_holding_change=lambda: None)
+    if not (held.holding and label):
+        return None
+    current = processor().recorder
+    if current is not None and current.project.folder == project.folder and current.label == label:
+        return current
+    return live.Recorder(project, label)
+
+
+def class_task() -> live.ClassTask | None:
+    space = workspace()
+    projects = space.projects()
+    if not projects:
+        st.info("No project yet: create one (or load the flowers demo) on the Transfer learning page.",
+                icon=":material/folder_open:")
+        return None
+    project = space.project(st.selectbox("Project", projects, key=kept_choice("live_project", projects)),
+                            create=False)
+    processor().recorder = record(project)
+    saved = project.saved_models()
+    if not saved:
+        st.info("No trained model in this project yet: record examples here, then train on the Transfer learning "
+                "page; the class bars appear once a model is saved.", icon=":material/model_training:")
+        return None
+    stem = st.selectbox("Model", list(saved), key=kept_choice("live_saved_model", list(saved)),
+                        format_func=lambda s: f"{s} ({saved[s][1].get('validation_accuracy', float('nan')):.0%} "
+                                              "validation)")
+    return live.ClassTask.from_project(project, stem)
+
+
+PICKERS = {"faces": face_task, "recognition": recognition_task, "objects": object_task, "classes": class_task}
+
+
+# ---- the stream ----------------------------------------------------------------------------------
+def frames_callback(proc: live.FrameProcessor) -> Any:
+    """What the stream's thread calls with the frames that queued up since its last call."""
+    async def on_frames(frames: list) -> list:
+        return proc.video_frames(frames)
+
+    return on_frames
+
+
+def found_text(stats: live.Stats, task: str) -> str:
+    if stats.seen is None:
+        return "nothing yet"
+    if task == "classes":
+        return ", ".join(f"{label} {p:.0%}" for label, p in zip(stats.seen.labels, stats.seen.scores))
+    return ", ".join(f"{n} × {label}" for label, n in sorted(stats.counts.items())) or "nothing"
+
+
+def show_stats(proc: live.FrameProcessor, task: str) -> None:
+    """Frames per second, milliseconds per frame and what the newest frame holds (refreshed every second)."""
+    stats = proc.stats()
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Frames per second", f"{stats.fps:.1f}")
+    m2.metric("ms per frame", f"{stats.ms:.0f}")
+    m3.metric("Frames processed", f"{stats.processed:,}")
+    m4.metric("Dropped (newest wins)", f"{stats.dropped:,}")
+    st.markdown(f"**In the newest frame:** {found_text(stats, task)}")
+    if proc.recorder is not None:
+        st.markdown(f"**Recording into “{proc.recorder.label}”:** {stats.recorded} frame(s) added while held")
+    if stats.error:
+        st.warning(stats.error, icon=":material/error:")
+
+
+def take_snapshot() -> None:
+    """The newest camera frame becomes the photo every page uses (the sidebar's picker shows it)."""
+    frame = processor().snapshot()
+    if frame is None:
+        st.session_state.live_note = "Start the camera first: there is no frame to keep yet."
+        return
+    st.session_state.live_snapshot = st.session_state.photo = (f"live snapshot {time.strftime('%H-%M-%S')}.png", frame)
+    st.session_state.photo_source = "Live snapshot"  # the picker shows it (the sample would come back otherwise)
+    st.session_state.live_note = "Kept: the snapshot is now the photo on every page."
+
+
+def main() -> None:
+    proc = processor()
+    left, right = st.columns([3, 2])
+    with right:
+        task = st.radio("Task", list(live.TASKS), format_func=live.TASKS.get, horizontal=True,
+                        key=keep("live_task", "faces"))
+        if task != "classes":
+            proc.recorder = None
+        with friendly_errors(), st.spinner("Loading the model…"):
+            proc.configure(PICKERS[task]())
+    with left:
+        context = webrtc_streamer(key=STREAM, mode=WebRtcMode.SENDRECV, rtc_configuration=live.rtc_configuration(live_secrets()),
+                                  media_stream_constraints=CAMERA, queued_video_frames_callback=frames_callback(proc),
+                                  async_processing=True)
+        st.button("Snapshot: use this frame as the photo", on_click=take_snapshot, icon=":material/photo_camera:",
+                  key="live_snapshot_button")
+        if "live_note" in st.session_state:
+            st.caption(st.session_state.pop("live_note"))
+        st.fragment(show_stats, run_every=1.0 if context.state.playing else None)(proc, task)
+
+
+start_page("Live camera", "Your webcam, live: faces, people you enrolled, objects and your own trained classes, "
+           "with frames per second. Frames that arrive while one is processed are dropped, so what you see is now.")
+main()

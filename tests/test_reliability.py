@@ -1,0 +1,230 @@
+"""Storage that survives crashes and races: real subprocesses killed with SIGKILL at random points while
+they import photos or enrol faces, and two processes writing one project and one gallery at once.
+
+After every kill: nothing a writer reported as saved is lost, no photo or crop is left without its row,
+the same face is never stored twice, and SQLite's integrity check passes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from vision_backend.face_recognition.gallery import Gallery
+from vision_backend.transfer.projects import Project
+
+pytestmark = pytest.mark.slow
+
+IMPORT_PHOTOS = """
+import io, sys
+import numpy as np
+from PIL import Image
+from vision_backend.transfer.projects import Project
+project = Project(sys.argv[1], "crash test")
+rng = np.random.default_rng(int(sys.argv[2]))
+for i in range(int(sys.argv[3])):
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    label = ["cats", "dogs", "birds"][i % 3]
+    project.add_example(label, buffer.getvalue(), f"photo_{i}.png")
+    print("saved", label, flush=True)
+"""
+
+ENROL_FACES = """
+import sys
+import numpy as np
+from vision_backend.face_recognition.gallery import Gallery
+gallery = Gallery(sys.argv[1])
+rng = np.random.default_rng(0)  # the same 25 faces every run: enrolling again must not duplicate them
+faces = [(rng.normal(size=128).astype(np.float32), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), f"p{i}.jpg")
+         for i in range(25)]
+for i, face in enumerate(faces):
+    gallery.enrol(f"person {i % 5}", "dlib_resnet_face", [face])
+    print("saved", i, flush=True)
+"""
+
+
+def run_child(code: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def kill_at_random(child: subprocess.Popen, rng: random.Random) -> list[str]:
+    """Wait until the child has saved something, then SIGKILL it at a random moment; its reports."""
+    first = child.stdout.readline()
+    time.sleep(rng.uniform(0.0, 0.4))
+    child.send_signal(signal.SIGKILL)
+    rest, _ = child.communicate(timeout=60)
+    return [line for line in (first + rest).splitlines() if line.startswith("saved")]
+
+
+def check_project(root: Path, saved_lines: int) -> None:
+    project = Project(root, "crash test", create=False)  # opening sweeps what a kill left behind
+    examples = project.examples()
+    assert project.db.integrity() == "ok"
+    assert len(examples) >= saved_lines, "a photo the writer reported as saved is lost"
+    assert all(e.path.is_file() for e in examples), "a row without its photo"
+    on_disk = {p.name for p in project.images.folder.iterdir()}
+    assert on_disk == {e.digest for e in examples}, "a photo without its row, or a temporary file left"
+
+
+def test_killing_a_photo_import_at_random_points_loses_nothing(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    saved = 0
+    for trial in range(6):
+        child = run_child(IMPORT_PHOTOS, str(tmp_path), str(trial), "400")
+        saved += len(kill_at_random(child, rng))
+        check_project(tmp_path, saved)
+    assert saved > 6, "the children really saved photos before they were killed"
+
+
+def test_killing_an_enrolment_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    best = 0
+    for _ in range(6):
+        best = max(best, len(kill_at_random(run_child(ENROL_FACES, str(tmp_path)), rng)))
+        gallery = Gallery(tmp_path)
+        rows = gallery.db.rows("SELECT person, recogniser, crop FROM faces")
+        assert gallery.db.integrity() == "ok"
+        assert len(rows) == len(set(rows)) <= 25, "the same face of the same photo is one row"
+        assert len(rows) >= best, "a face the writer reported as saved is lost"
+        crops = {p.name for p in gallery.crops.folder.iterdir()}
+        assert crops == {crop for _, _, crop in rows}, "a crop without its row, or a temporary file left"
+        assert all(p["faces"] > 0 for p in gallery.people()), "a person without a face"
+
+
+WRITER = """
+import io, sys
+import numpy as np
+from PIL import Image
+from vision_backend.face_recognition.gallery import Gallery
+from vision_backend.transfer.projects import Project
+root, seed = sys.argv[1], int(sys.argv[2])
+project, gallery = Project(root + "/projects", "shared"), Gallery(root + "/faces")
+shared = np.random.default_rng(99)
+for i in range(200):
+    rng = np.random.default_rng(seed * 1000 + i) if i % 2 else shared  # half the photos are the same in both
+    pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    project.add_example(f"class {i % 4}", buffer.getvalue(), f"w{seed}_{i}.png")
+    gallery.enrol(f"person {i % 7}", "dlib_resnet_face", [(pixels.reshape(-1)[:128].astype(np.float32), pixels, "x")])
+print("done", flush=True)
+"""
+
+
+def test_two_processes_writing_one_project_and_one_gallery(tmp_path: Path) -> None:
+    children = [run_child(WRITER, str(tmp_path), str(seed)) for seed in (1, 2)]
+    outputs = [child.communicate(timeout=600) for child in children]
+    for child, (out, err) in zip(children, outputs):
+        assert child.returncode == 0 and out.strip() == "done", err[-2000:]
+    project = Project(tmp_path / "projects", "shared", create=False)
+    gallery = Gallery(tmp_path / "faces")
+    digests = {e.digest for e in project.examples()}
+    assert len(project.examples()) == len({(e.label, e.digest) for e in project.examples()})
+    assert len(digests) == len({p.name for p in project.images.folder.iterdir()})
+    assert sum(project.counts().values()) == len(project.examples()) == 100 + 2 * 100, "no lost or doubled rows"
+    assert project.db.integrity() == gallery.db.integrity() == "ok"
+    assert sum(p["faces"] for p in gallery.people()) == len(gallery.db.rows("SELECT id FROM faces")) == 300
+
+
+def test_a_photo_written_by_a_transaction_that_never_commits_is_swept(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window a kill can hit: the photo is on disk, its row is not. Opening the project again removes it."""
+    project = Project(tmp_path, "crash test")
+    project.add_example("cats", PNG_A, "a.png")
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt("killed between the photo and its row")
+
+    monkeypatch.setattr(type(project), "_record_example", crash, raising=True)
+    with pytest.raises(KeyboardInterrupt):
+        project.add_example("dogs", PNG_B, "b.png")
+    monkeypatch.undo()
+    assert len(list(project.images.folder.iterdir())) == 2, "the photo got to disk, its row did not"
+    reopened = Project(tmp_path, "crash test", create=False)
+    assert {p.name for p in reopened.images.folder.iterdir()} == {e.digest for e in reopened.examples()}
+    assert len(reopened.examples()) == 1
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PNG_A, PNG_B = _png(1), _png(2)
+
+
+IMPORT_ZIP = """
+import json, sys
+from vision_backend.transfer.projects import Project
+def peak():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+def now():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+data = open(sys.argv[2], "rb").read()
+project = Project(sys.argv[1], "zip test")
+before = now()
+added, skipped = project.import_zip(data)
+print(json.dumps({"rise_mb": peak() - before, "added": added, "skipped": skipped}))
+"""
+
+
+def hostile_archive(path: Path) -> Path:
+    """A ZIP under the 25 MB upload limit that inflates past 2 GiB, with twenty 49-megapixel PNGs, a
+    zip-slip entry and a link."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (90, 140, 200)).save(buffer, "PNG")
+    big_png = buffer.getvalue()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("bombs/zeros_1.jpg", "bombs/zeros_2.jpg"):
+            with archive.open(name, "w", force_zip64=True) as handle:
+                block = bytes(1 << 20)
+                for _ in range(1100):
+                    handle.write(block)
+        for i in range(20):
+            archive.writestr(f"huge/photo_{i}.png", big_png)
+        archive.writestr("../../escaped/evil.png", PNG_A)
+        archive.writestr("fine/ok.png", PNG_A)
+        link = zipfile.ZipInfo("fine/link.png")
+        link.external_attr = (0o120777 << 16)
+        archive.writestr(link, "/etc/passwd")
+    assert path.stat().st_size < 25 * 2**20
+    return path
+
+
+def test_a_hostile_zip_keeps_memory_flat_and_writes_nothing_outside(tmp_path: Path) -> None:
+    import json
+
+    archive = hostile_archive(tmp_path / "hostile.zip")
+    child = run_child(IMPORT_ZIP, str(tmp_path / "projects"), str(archive))
+    out, err = child.communicate(timeout=600)
+    assert child.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["rise_mb"] < 200, result["rise_mb"]
+    assert result["added"] == 1, result
+    reasons = result["skipped"]
+    assert sum(r.startswith("bombs/zeros_") for r in reasons) == 2
+    assert sum(r.startswith("huge/photo_") and "megapixels" in r for r in reasons) == 20
+    assert any("evil.png" in r for r in reasons) and any(r.startswith("fine/link.png") for r in reasons)
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()

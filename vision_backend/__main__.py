@@ -1,0 +1,183 @@
+"""Vision Lab on folders of photos: ``python -m vision_backend SUBCOMMAND PATHS... --out FILE``.
+
+The pages' models with the pages' default settings, over files, folders (recursively), globs or a
+text file listing paths; one row per photo or per detection in CSV, JSON Lines or Parquet; on this
+machine, or on a Ray cluster with ``--ray``. See ``--help`` of each subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from vision_backend.batch import tasks
+from vision_backend.batch.paths import expand
+from vision_backend.classification import CLASSIFIERS
+from vision_backend.face_detection import DETECTORS as FACE_DETECTORS
+from vision_backend.face_recognition import EMBEDDERS
+from vision_backend.object_detection import DETECTORS as OBJECT_DETECTORS
+
+DESCRIPTION = ("Vision Lab on folders of photos: the pages' models at the pages' default settings, "
+               "one row per photo or per detection, here or on a Ray cluster.")
+EXAMPLES = """examples:
+  python -m vision_backend classify ~/Pictures --out labels.csv
+  python -m vision_backend classify shop/*.jpg --project "Shoes" --out shoes.jsonl
+  python -m vision_backend faces archive/ --blur published/ --out faces.parquet
+  python -m vision_backend faces archive/ --model mtcnn --set min_face_size=40 --out faces.csv
+  python -m vision_backend recognize list.txt --home ~/.vision_lab --out who.csv
+  python -m vision_backend objects 'street/**/*.jpg' --model yolov8n_seg --out objects.jsonl --resume
+  python -m vision_backend embed people/ --out faces.npy
+  python -m vision_backend faces /mnt/shared/archive --out faces.parquet --ray ray://head:10001
+
+A bad or unreadable file is a row with an `error` and never stops the run; --resume skips photos
+already in --out. Models missing here are fetched on first use (python -m vision_backend.models status).
+"""
+
+
+def _common(parser: argparse.ArgumentParser, detections: bool) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATHS",
+                        help="photos, folders (searched recursively), globs, or a .txt file listing paths")
+    parser.add_argument("--out", required=True, metavar="FILE", help="results: .csv, .jsonl or .parquet")
+    parser.add_argument("--resume", action="store_true", help="skip photos already in --out and add to it")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a model setting, checked against the model's own list (repeatable)")
+    if detections:
+        parser.add_argument("--per", choices=("detection", "photo"), default="detection",
+                            help="one row per detection (default) or per photo with a list")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--batch-size", type=int, default=16, metavar="N", help="photos per batch (default 16)")
+    speed.add_argument("--threads", type=int, default=0, metavar="N",
+                       help="lanes, each a one-thread engine (default: one a core)")
+    speed.add_argument("--spinning", action="store_true",
+                       help="one engine on every core with its threads spinning, instead of lanes")
+    speed.add_argument("--workers", type=int, default=0, metavar="N", help="decoding threads (default: every core)")
+    speed.add_argument("--draft", action="store_true",
+                       help="decode large JPEGs at 1/2-1/8 size where the model shrinks them anyway: several times "
+                            "faster on camera photos; boxes may move by under one pixel of the model's input")
+    speed.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on Ray Data: here without ADDRESS, else on that cluster "
+                          "(ray://HOST:10001, HOST:6379, auto)")
+    ray.add_argument("--actors", type=int, default=0, metavar="N", help="actors (default: the cluster's CPUs)")
+    ray.add_argument("--cpus-per-actor", type=int, default=1, metavar="N")
+
+
+def _subcommand(sub: Any, name: str, help: str, detections: bool = True) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(parser, detections)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vision_backend", description=DESCRIPTION,
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    classify = _subcommand(sub, "classify", "ImageNet labels, or a project's classes", detections=False)
+    classify.add_argument("--model", default=tasks.DEFAULT_CLASSIFIER, help=_choices(CLASSIFIERS))
+    classify.add_argument("--top", type=int, default=5, help="labels kept per photo (default 5)")
+    classify.add_argument("--project", help="a project trained on the transfer-learning page (its newest model)")
+    classify.add_argument("--home", help="the workspace holding --project (default: this machine's)")
+    faces = _subcommand(sub, "faces", "faces found by a detector; --blur writes anonymised copies")
+    faces.add_argument("--model", default=tasks.DEFAULT_FACE_DETECTOR, help=_choices(FACE_DETECTORS))
+    faces.add_argument("--blur", metavar="DIR", help="write a copy of every photo with its faces blurred into DIR")
+    faces.add_argument("--pixelate", action="store_true", help="with --blur: pixelate instead of blurring")
+    recognize = _subcommand(sub, "recognize", "faces named from a workspace's gallery")
+    _face_models(recognize)
+    recognize.add_argument("--home", help="the workspace whose gallery is used (default: this machine's)")
+    objects = _subcommand(sub, "objects", "COCO objects (masks as COCO RLE for segmenting models)")
+    objects.add_argument("--model", default=tasks.DEFAULT_OBJECT_DETECTOR, help=_choices(OBJECT_DETECTORS))
+    _face_models(_subcommand(sub, "embed", "face embeddings (.parquet, or .npy with the rows beside it)"))
+    return parser
+
+
+def _face_models(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=tasks.DEFAULT_EMBEDDER, help=_choices(EMBEDDERS))
+    parser.add_argument("--detector", help=f"the face finder (default: HOG, as on the recognition page): "
+                                           f"{', '.join(FACE_DETECTORS)}")
+
+
+def _choices(models: dict[str, Any]) -> str:
+    return "one of " + ", ".join(models) + " (default: %(default)s)"
+
+
+def settings(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs; the model checks and converts each value."""
+    chosen = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"--set takes NAME=VALUE, not {pair!r}")
+        chosen[name.strip()] = value.strip()
+    return chosen
+
+
+def make_task(args: argparse.Namespace) -> tasks.Task:
+    common = dict(settings=settings(args.set), threads=args.threads, draft=args.draft, spinning=args.spinning,
+                  per=getattr(args, "per", "detection"))
+    if args.command == "classify":
+        if args.project:
+            return tasks.ProjectClassify(args.project, home=args.home, **common)
+        return tasks.Classify(args.model, top=args.top, **common)
+    if args.command == "faces":
+        return tasks.Faces(args.model, blur=args.blur, pixelate=args.pixelate, **common)
+    if args.command == "recognize":
+        return tasks.Recognize(args.model, home=args.home, detector=args.detector, **common)
+    if args.command == "embed":
+        return tasks.Embed(args.model, detector=args.detector, **common)
+    return tasks.Objects(args.model, **common)
+
+
+def photos_of(args: argparse.Namespace) -> list[str]:
+    """The photos the paths name, minus anything inside --blur's folder (copies are not photos to do)."""
+    found = expand(args.paths, warn=lambda message: print(message, file=sys.stderr))
+    blur = getattr(args, "blur", None)
+    if blur:
+        folder = os.path.realpath(blur)
+        found = [p for p in found if not Path(os.path.realpath(p)).is_relative_to(folder)]
+    if not found:
+        raise ValueError("no photos in the paths given")
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from vision_backend.batch.output import open_writer
+
+    photos = photos_of(args)
+    task = make_task(args).resolve(photos)
+    with open_writer(args.out, task.columns(), args.resume) as writer:
+        todo = [p for p in photos if p not in writer.done]
+        options = dict(batch_size=args.batch_size, progress=not args.quiet, skipped=len(photos) - len(todo))
+        if args.ray is None:
+            from vision_backend.batch.local import run_local
+
+            summary = run_local(task, todo, writer.write, workers=args.workers, **options)
+        else:
+            from vision_backend.batch.ray_runner import run_ray
+
+            summary = run_ray(task, todo, writer.write, address=args.ray or None, actors=args.actors,
+                              cpus_per_actor=args.cpus_per_actor, **options)
+    print(summary.text())
+    print(f"rows in {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"\nstopped: the rows so far are in {args.out}; carry on with --resume", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, RuntimeError, OSError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
