@@ -12,6 +12,7 @@ engines.warm_up()  # once per process: the engines import in the background befo
 
 TOPICS = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/models.py", title="Models and data", icon=":material/inventory_2:", url_path="models"),
     st.Page("pages/cnn_basics.py", title="CNN basics", icon=":material/grid_on:", url_path="cnn_basics"),
     st.Page("pages/train_cnn.py", title="Train a CNN", icon=":material/show_chart:", url_path="train_cnn"),
     st.Page("pages/pretrained.py", title="Pretrained CNNs", icon=":material/label:", url_path="pretrained"),

@@ -35,8 +35,8 @@ def bare_call(name: str, photo: np.ndarray, settings: dict):
         return lambda: cascade.detectMultiScale(grey, settings["scale_factor"], settings["min_neighbors"],
                                                 minSize=(settings["min_size"],) * 2)
     if name == "dlib_hog":
-        factor = max(photo.shape[:2]) / settings["work_side"]
-        work = np.ascontiguousarray(cv2.resize(photo, None, fx=1 / factor, fy=1 / factor))
+        scale = detector.working_scale(*photo.shape[:2], settings["min_face"], settings["max_side"])
+        work = np.ascontiguousarray(cv2.resize(photo, None, fx=scale, fy=scale))
         return lambda: detector.runtime().run(work, settings["upsample"], settings["threshold"])
     if name == "mtcnn":
         return lambda: detector.runtime().detect_faces(photo, min_face_size=settings["min_face_size"])

@@ -91,6 +91,15 @@ def loaded_base():
     return base, layers
 
 
+@st.cache_data(max_entries=16, show_spinner="Running MobileNetV2 on your photo…")
+def feature_maps(_base, photo: np.ndarray, layer: str, count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The ``count`` most active maps of ``layer`` on the photo, their channels and the layer's channel count,
+    computed once per photo and layer (a page switch or another slider then costs nothing)."""
+    with _base.using() as keras_base:
+        maps, channels = cv.feature_maps(keras_base, layer, _base.preprocess([photo]), count)
+        return maps, channels, keras_base.get_layer(layer).output.shape[-1]
+
+
 @st.fragment
 def real_tab(photo: np.ndarray) -> None:
     with friendly_errors():
@@ -101,9 +110,7 @@ def real_tab(photo: np.ndarray) -> None:
             return
         layer = st.select_slider("Layer (input → output)", layers, key=keep("cb_layer", layers[0]))
         count = st.slider("Feature maps to show", 4, 32, step=4, key=keep("cb_count", 16))
-        with base.using() as keras_base:
-            maps, channels = cv.feature_maps(keras_base, layer, base.preprocess([photo]), count)
-            total = keras_base.get_layer(layer).output.shape[-1]
+        maps, channels, total = feature_maps(base, photo, layer, count)
         st.caption(f"MobileNetV2 layer `{layer}` ({layers.index(layer) + 1} of {len(layers)}): {total} channels of "
                    f"{maps.shape[1]}x{maps.shape[2]}; showing the {len(maps)} most active")
         columns = st.columns(8)

@@ -11,6 +11,7 @@ import streamlit as st
 from pages._shared import (current_photo, current_settings, ensure_ready, guarded_fragment, keep, param_widgets,
                            start_page, tabbed)
 from vision_backend import drawing
+from vision_backend.detections import Detections
 from vision_backend.face_detection import DETECTORS
 from vision_backend.face_detection import evaluate as fde
 from vision_backend.face_detection import explain
@@ -25,6 +26,29 @@ def settings_of(name: str) -> dict:
     return current_settings(DETECTORS[name], PREFIX)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def detected(detector: str, photo: np.ndarray, settings: dict) -> Detections:
+    """One detector's faces on a photo at some settings, found once: the Detect tab, the actions below it and
+    the Haar features reuse it, and so does the page's next visit (its caption then gives that run's time)."""
+    return DETECTORS[detector].detect(photo, **settings)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def hog_picture(photo: np.ndarray, cell: int) -> np.ndarray:
+    return explain.hog_cells(photo, cell)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def mtcnn_stages(photo: np.ndarray, settings: dict) -> list[tuple[str, Detections]]:
+    return explain.mtcnn_stages(DETECTORS["mtcnn"], photo, **settings)
+
+
+def annotated(photo: np.ndarray, found, detector: str) -> np.ndarray:
+    """The faces drawn with their numbers: Viola-Jones's as a count of votes, the others' as scores."""
+    votes = [f"{score:.0f} votes" for score in found.scores] if detector == "viola_jones" else None
+    return drawing.draw_detections(photo, found, show_scores=votes is None, captions=votes, legend=True)
+
+
 @guarded_fragment
 def detector_column(name: str, photo: np.ndarray) -> None:
     """One detector's settings and result: a slider here reruns this detector only."""
@@ -33,8 +57,8 @@ def detector_column(name: str, photo: np.ndarray) -> None:
         settings = param_widgets(detector, PREFIX)
     if not ensure_ready(detector.card):
         return
-    found = detector.detect(photo, **settings)
-    st.image(drawing.draw_detections(photo, found), width="stretch")
+    found = detected(name, photo, settings)
+    st.image(annotated(photo, found, name), width="stretch")
     score = "votes" if name == "viola_jones" else "score"
     st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: {score})")
 
@@ -42,9 +66,10 @@ def detector_column(name: str, photo: np.ndarray) -> None:
 def detect_tab(name: str, photo: np.ndarray) -> None:
     chosen = st.multiselect("Detectors", list(DETECTORS), key=keep("fd_chosen", list(DETECTORS)),
                             format_func=lambda k: DETECTORS[k].title)
-    for column, detector in zip(st.columns(max(1, len(chosen))), chosen):
-        with column:
-            detector_column(detector, photo)
+    for row in range(0, len(chosen), 2):  # two a row: each result large enough to read its boxes
+        for column, detector in zip(st.columns(2, gap="medium"), chosen[row : row + 2]):
+            with column:
+                detector_column(detector, photo)
     st.caption("Box labels: Viola-Jones shows how many overlapping windows voted for the face (its "
                "minNeighbors counts these); the others show their own confidence, 0 to 1 (HOG: the SVM margin).")
     ready = [k for k in chosen if DETECTORS[k].ready()]
@@ -57,19 +82,21 @@ def face_actions(name: str, photo: np.ndarray, detectors: list[str]) -> None:
     st.subheader("Do something with the faces")
     source = st.selectbox("Use the faces found by", detectors, key=keep("fd_action_source", detectors[0]),
                           format_func=lambda k: DETECTORS[k].title, help="With that detector's settings above.")
-    faces = DETECTORS[source].detect(photo, **settings_of(source))
+    faces = detected(source, photo, settings_of(source))
     mode = st.radio("Privacy", ["none", "blur", "pixelate"], horizontal=True, key=keep("fd_privacy", "none"))
     shown = photo if mode == "none" else drawing.anonymise(photo, faces, mode)
-    annotated = drawing.draw_detections(shown, faces) if mode == "none" else shown
-    st.image(annotated, width="stretch")
+    picture = annotated(shown, faces, source) if mode == "none" else shown
+    left, downloads = st.columns([3, 1], vertical_alignment="center")  # the photo no larger than a result above
+    left.image(picture, width="stretch")
     stem = name.rsplit(".", 1)[0]
-    c1, c2, c3 = st.columns(3)
-    c1.download_button("Download image (PNG)", encode_png(annotated), f"{stem}_{source}_{mode}.png", "image/png")
-    c2.download_button("Faces as ZIP", drawing.zip_pngs(drawing.crops(photo, faces)), f"{stem}_faces.zip",
-                       "application/zip", disabled=not len(faces))
-    c3.download_button("Detections (JSON)", json.dumps({"image": name, "detector": source,
-                                                        "faces": faces.to_records()}, indent=1),
-                       f"{stem}_{source}.json", "application/json")
+    # the files are made when a button is pressed, not on every run (a PNG of the photo costs 50-300 ms)
+    downloads.download_button("Download image (PNG)", lambda: encode_png(picture), f"{stem}_{source}_{mode}.png",
+                              "image/png", on_click="ignore")
+    downloads.download_button("Faces as ZIP", lambda: drawing.zip_pngs(drawing.crops(photo, faces)),
+                              f"{stem}_faces.zip", "application/zip", disabled=not len(faces), on_click="ignore")
+    downloads.download_button("Detections (JSON)", json.dumps({"image": name, "detector": source,
+                                                               "faces": faces.to_records()}, indent=1),
+                              f"{stem}_{source}.json", "application/json", on_click="ignore")
     if source == "viola_jones" and st.toggle("Also look for eyes inside these faces", key=keep("fd_eyes", False)):
         eyes = VIOLA_JONES.detect_eyes(photo, faces)
         st.image(drawing.draw_detections(drawing.draw_detections(photo, faces, show_scores=False), eyes,
@@ -82,13 +109,12 @@ def funnel(image: np.ndarray, cascade: str):
     return explain.cascade_funnel(VIOLA_JONES.cascade_path(cascade), image)
 
 
-def haar_features(photo: np.ndarray) -> None:
+def haar_features(photo: np.ndarray, ii: np.ndarray) -> None:
     """The four classic Haar features placed where they sit on the first face Viola-Jones finds."""
-    faces = VIOLA_JONES.detect(photo)
+    faces = detected("viola_jones", photo, VIOLA_JONES.defaults())
     if not len(faces):
         st.info("Viola-Jones found no face in this photo; try the astronaut sample.")
         return
-    ii = explain.integral_image(photo.mean(axis=2).astype(np.uint8))
     x1, y1, x2, y2 = faces.boxes[0].astype(int)
     for column, (kind, box) in zip(st.columns(4), explain.classic_feature_spots(faces.boxes[0]).items()):
         value, rects = explain.haar_feature(ii, kind, *box)
@@ -105,10 +131,10 @@ def viola_jones_tab(photo: np.ndarray) -> None:
     c1, c2 = st.columns(2)
     c1.dataframe(pd.DataFrame(example), hide_index=True)
     c2.dataframe(pd.DataFrame(explain.integral_image(example)), hide_index=True)
-    ii = explain.integral_image(photo.mean(axis=2).astype(np.uint8))
+    ii = explain.integral_image(photo.mean(axis=2).astype(np.uint8))  # not cached: 8 bytes a pixel
     st.image(drawing.heat(np.log1p(ii)), caption="Integral image of your photo (log scale)", width=360)
     st.markdown("**Haar features on a face.** White minus black sums, each from the integral image.")
-    haar_features(photo)
+    haar_features(photo, ii)
     st.markdown("**The cascade as a funnel.** Every window of every pyramid level enters stage 1; each stage "
                 "rejects most of what is left, so the expensive later stages see almost nothing.")
     counts, survivors = funnel(photo, "frontalface_default")
@@ -123,10 +149,14 @@ def viola_jones_tab(photo: np.ndarray) -> None:
 @guarded_fragment
 def hog_tab(photo: np.ndarray) -> None:
     cell = st.select_slider("Cell size (px)", [4, 6, 8, 12, 16], key=keep("fd_hog_cell", 8))
+    try:
+        cells = hog_picture(photo, cell)
+    except ValueError as error:  # a photo too thin for two cells across (a 32x2000 strip)
+        st.info(str(error), icon=":material/photo_size_select_small:")
+        return
     c1, c2 = st.columns(2)
     c1.image(photo, caption="Photo", width="stretch")
-    c2.image(explain.hog_cells(photo, cell), caption=f"Histogram of oriented gradients, {cell}x{cell} cells",
-             width="stretch")
+    c2.image(cells, caption=f"Histogram of oriented gradients, {cell}x{cell} cells", width="stretch")
     st.caption("dlib's detector slides an 80x80 window of these cells over an image pyramid and scores it with a "
                "linear SVM trained on faces.")
 
@@ -139,8 +169,8 @@ def mtcnn_tab(photo: np.ndarray) -> None:
     mtcnn = DETECTORS["mtcnn"]
     if not mtcnn.ready():
         return
-    for column, (stage, found) in zip(st.columns(3), explain.mtcnn_stages(mtcnn, photo, **settings_of("mtcnn"))):
-        column.image(drawing.draw_detections(photo, found, show_scores=stage == "O-Net"), width="stretch",
+    for column, (stage, found) in zip(st.columns(3), mtcnn_stages(photo, settings_of("mtcnn"))):
+        column.image(drawing.draw_detections(photo, found, show_scores=stage == "O-Net", legend=True), width="stretch",
                      caption=f"after {stage}: {len(found)} candidate(s)")
 
 

@@ -9,13 +9,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_upload, ensure_ready, friendly_errors, keep,
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep,
                            param_widgets, sample_photo, start_page, workspace)
 from vision_backend import drawing, samples
 from vision_backend.face_recognition import EMBEDDERS, FaceEmbedder, lfw, recognise, scratch
 from vision_backend.face_recognition.gallery import Gallery
 from vision_backend.face_recognition.recognise import Faces
-from vision_backend.intake import encode_png
+from vision_backend.intake import ImageIntakeError, encode_png, read_image_file
 from vision_backend.samples import PHOTOS
 
 PREFIX = "fr"
@@ -62,20 +62,22 @@ def recognise_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshol
                 "demo people).", icon=":material/person_add:")
     matches = recognise.recognise(faces.vectors, names, enrolled, threshold)
     labels = [f"{m.name} {m.distance:.2f}" if m.name != "unknown" else "unknown" for m in matches]
-    annotated = drawing.draw_detections(photo, faces.detections, show_scores=False, captions=labels)
-    st.image(annotated, width="stretch")
-    st.caption(f"{len(faces)} face(s) in {name}; {sum(m.name != 'unknown' for m in matches)} recognised "
-               f"at distance ≤ {threshold:.2f} ({embedder.title})")
+    annotated = drawing.draw_detections(photo, faces.detections, show_scores=False, captions=labels, legend=True)
+    left, right = st.columns([3, 2])  # the photo beside its table, both on one screen
+    left.image(annotated, width="stretch")
+    left.caption(f"{len(faces)} face(s) in {name}; {sum(m.name != 'unknown' for m in matches)} recognised "
+                 f"at distance ≤ {threshold:.2f} ({embedder.title}). Box label: the nearest enrolled person and the "
+                 "distance between the two faces' embeddings (0 = the same face; the smaller, the more alike).")
     table = pd.DataFrame([{"face": i + 1, "who": m.name, "distance": round(m.distance, 3) if names else None,
                            "nearest enrolled": m.nearest, "box (x1, y1, x2, y2)": [round(float(v), 1) for v in box]}
                           for i, (m, box) in enumerate(zip(matches, faces.detections.boxes))])
     if len(table):
-        st.dataframe(table, hide_index=True, width="stretch")
+        right.dataframe(table, hide_index=True, width="stretch")
     stem = name.rsplit(".", 1)[0]
-    d1, d2 = st.columns(2)
-    d1.download_button("Annotated image (PNG)", encode_png(annotated), f"{stem}_recognised.png", "image/png")
-    d2.download_button("Faces (CSV)", table.to_csv(index=False), f"{stem}_recognised.csv", "text/csv",
-                       disabled=table.empty)
+    right.download_button("Annotated image (PNG)", lambda: encode_png(annotated), f"{stem}_recognised.png",
+                          "image/png", on_click="ignore")  # made on the click, not on every run
+    right.download_button("Faces (CSV)", table.to_csv(index=False), f"{stem}_recognised.csv", "text/csv",
+                          disabled=table.empty, on_click="ignore")
 
 
 # ---- the gallery ----------------------------------------------------------------------------------
@@ -133,10 +135,26 @@ def enrol_several(embedder: FaceEmbedder, gallery: Gallery) -> None:
     st.markdown(f"**{len(report)} photo(s) of {person.strip()}:** {counts['enrolled']} enrolled, "
                 f"{counts['already enrolled']} already enrolled, {counts['skipped']} skipped.")
     st.dataframe(pd.DataFrame(report), hide_index=True, width="stretch")
+    frame_notes(uploads, {row["photo"] for row in report if row["result"] != "skipped"})
+
+
+def frame_notes(uploads: list, names: set[str]) -> None:
+    """Which frame of an animation (or page of a TIFF) the face came from, for the uploads in ``names``."""
+    for upload in uploads:
+        if upload.name in names and (note := decode_photo(upload.getvalue(), upload.name).note):
+            st.info(note, icon=":material/filter_frames:")
 
 
 def title_of(embedder: str) -> str:
     return EMBEDDERS[embedder].title if embedder in EMBEDDERS else embedder
+
+
+def stored_crop(path) -> np.ndarray | None:
+    """A stored face crop, or None when the file can no longer be read (the face can still be removed)."""
+    try:
+        return read_image_file(path)
+    except (ImageIntakeError, OSError):
+        return None
 
 
 def person_panel(person: dict, gallery: Gallery) -> None:
@@ -145,7 +163,11 @@ def person_panel(person: dict, gallery: Gallery) -> None:
         columns = st.columns(8)
         for i, face in enumerate(gallery.faces(person["id"])):
             with columns[i % 8]:
-                st.image(face["crop"].read_bytes(), width="stretch")
+                crop = stored_crop(face["crop"])
+                if crop is None:
+                    st.caption("cannot be shown")
+                else:
+                    st.image(crop, width="stretch")
                 st.caption(f"{title_of(face['recogniser'])} · {face['source']}")
                 if st.button("Remove", key=f"fr_remove_{face['id']}"):
                     gallery.delete_face(face["id"])
@@ -170,7 +192,12 @@ def second_photo() -> tuple[str | None, np.ndarray | None]:
                                                           "obama_2.jpg" if "obama_2.jpg" in options else options[0]))
         return chosen, sample_photo(chosen)
     upload = st.file_uploader("Second photo", type=UPLOAD_TYPES, key="fr_other_upload")
-    return (upload.name, decode_upload(upload.getvalue(), upload.name)) if upload else (None, None)
+    if upload is None:
+        return None, None
+    photo = decode_photo(upload.getvalue(), upload.name)
+    if photo.note:
+        st.info(photo.note, icon=":material/filter_frames:")
+    return upload.name, photo.image
 
 
 def distance_gauge(distance: float, threshold: float) -> go.Figure:

@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_photo, start_page
-from vision_backend import models
+from pages._cards import get_everything
+from pages._shared import current_photo, preview, start_page
+from vision_backend import measured, models, samples
 
 TOPICS = [
     ("pages/cnn_basics.py", "CNN basics", "Convolution kernels, feature maps and pooling on your own photo."),
@@ -16,22 +17,39 @@ TOPICS = [
     ("pages/object_detection.py", "Object detection", "Selective search, IoU, NMS and COCO detectors with masks."),
 ]
 
+
+def models_table() -> None:
+    """Every card's status with its headline figure measured here; picking a row opens its card."""
+    table = pd.DataFrame(models.status())
+    figures = measured.latest()
+    table["measured here"] = [measured.headline(name, figures) for name in table["name"]]
+    st.caption(f"{int(table['ready'].sum())} of {len(table)} ready. Missing ones are fetched the first time a page "
+               "needs them, or say the command that gets them. Pick a row for its card.")
+    picked = st.dataframe(table[["status", "title", "task", "kind", "licence", "accuracy", "measured here",
+                                 "get it with"]], hide_index=True, width="stretch", key="home_cards",
+                          on_select="rerun", selection_mode="single-row",
+                          column_config={"status": st.column_config.TextColumn(width="small")})
+    if picked.selection.rows:
+        st.switch_page("pages/models.py", query_params={"card": table["name"].iloc[picked.selection.rows[0]]})
+
+
 start_page(":material/biotech: Vision Lab", "A hands-on tour of the classic computer-vision pipeline on real "
            "pretrained models. Pick a photo in the sidebar (a sample, an upload or your camera); every topic works on it.")
 
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Topics")
-    for path, title, line in TOPICS:
-        st.page_link(path, label=f"**{title}** — {line}")
+    for path, title, line in TOPICS:  # the line as a caption: a link label is cut to one line on a projector
+        st.page_link(path, label=f"**{title}**")
+        st.caption(line)
 with right:
     name, image = current_photo()
     st.subheader("Current photo")
-    st.image(image, caption=f"{name} · {image.shape[1]}x{image.shape[0]} px", width="stretch")
+    st.image(preview(image), caption=f"{samples.title(name)} · {image.shape[1]}x{image.shape[0]} px",
+             width="stretch")
 
 st.subheader("Models and data")
-table = pd.DataFrame(models.status())
-st.caption(f"{int(table['ready'].sum())} of {len(table)} ready. Missing ones are fetched the first time a page "
-           "needs them, or say the command that gets them.")
-st.dataframe(table[["status", "title", "task", "kind", "licence", "accuracy", "get it with"]], hide_index=True,
-             width="stretch", column_config={"status": st.column_config.TextColumn(width="small")})
+st.page_link("pages/models.py", label="Model cards: sources, licences, hashes, and what was measured here",
+             icon=":material/inventory_2:")
+get_everything("home_get_everything")
+models_table()

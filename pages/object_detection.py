@@ -89,7 +89,8 @@ def annotate(photo: np.ndarray, shown: Detections, has_masks: bool) -> np.ndarra
     opacity = t4.slider("Mask opacity", 0.0, 1.0, step=0.05, key=keep("od_opacity", 0.5), disabled=not has_masks)
     annotated = drawing.draw_masks(photo, shown, opacity) if (show_masks and has_masks) else photo
     if show_boxes:
-        annotated = drawing.draw_detections(annotated, shown, show_scores=show_labels, show_labels=show_labels)
+        annotated = drawing.draw_detections(annotated, shown, show_scores=show_labels, show_labels=show_labels,
+                                            legend=True)
     return annotated
 
 
@@ -128,7 +129,8 @@ def keep_people(stem: str, photo: np.ndarray, found: Detections, has_masks: bool
                              else (255, 255, 255), blur=41 if background == "blur" else 0)
     k2.image(kept, width="stretch")
     k2.caption(f"Kept {len(people)} person mask(s): {int(np.any(people.masks, 0).mean() * 100)}% of the photo")
-    k2.download_button("Download (PNG)", encode_png(kept), f"{stem}_people_only.png", "image/png")
+    k2.download_button("Download (PNG)", lambda: encode_png(kept), f"{stem}_people_only.png", "image/png",
+                       on_click="ignore")  # the PNG is made on the click, not on every run
 
 
 @fragment
@@ -147,14 +149,17 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
     left, right = st.columns([3, 2])
     left.image(annotated, width="stretch")
     left.caption(f"{detector.title}: {len(shown)} object(s) shown of {len(found)} found in {found.meta['ms']:.0f} ms "
-                 f"(input {found.meta['input']})")
+                 f"(input {found.meta['input']}). Box label: the class and the model's confidence, 0 to 1, that the "
+                 "box holds it; boxes under the score threshold are not shown.")
     with right:
         found_table(shown)
     stem = name.rsplit(".", 1)[0]
     b1, b2 = st.columns(2)
-    b1.download_button("Annotated image (PNG)", encode_png(annotated), f"{stem}_{detector.name}.png", "image/png")
-    b2.download_button("Detections (COCO JSON)", json.dumps(coco.to_coco(shown, name), indent=1),
-                       f"{stem}_{detector.name}_coco.json", "application/json",
+    # the files are made on the click, not on every run (a PNG of the photo costs 50-300 ms, the masks' RLE more)
+    b1.download_button("Annotated image (PNG)", lambda: encode_png(annotated), f"{stem}_{detector.name}.png",
+                       "image/png", on_click="ignore")
+    b2.download_button("Detections (COCO JSON)", lambda: json.dumps(coco.to_coco(shown, name), indent=1),
+                       f"{stem}_{detector.name}_coco.json", "application/json", on_click="ignore",
                        help="bbox as [x, y, width, height]; masks as COCO run-length encoding.")
     keep_people(stem, photo, found, detector.has_masks)
 
@@ -232,7 +237,7 @@ def nms_tab(photo: np.ndarray) -> None:
     left, right = st.columns(2)
     left.image(drawing.draw_detections(photo, raw, show_scores=False), width="stretch")
     left.caption(f"Before: NanoDet-m's {len(raw)} raw boxes (best 40) above score {nms_score}")
-    right.image(drawing.draw_detections(photo, kept, show_labels=True), width="stretch")
+    right.image(drawing.draw_detections(photo, kept, show_labels=True, legend=True), width="stretch")
     right.caption(f"After NMS at IoU {nms_iou}: {len(kept)} box(es)")
     st.dataframe(steps_table(raw, steps), hide_index=True, width="stretch")
     st.caption("Box numbers are ranks by score (0 = best). Boxes of different classes never suppress each other.")
@@ -278,7 +283,8 @@ def instance_masks(photo: np.ndarray) -> None:
     if not len(masked):
         st.info("No object found for masks in this photo.")
         return
-    st.image(drawing.draw_detections(drawing.draw_masks(photo, masked), masked, show_labels=True), width="stretch")
+    st.image(drawing.draw_detections(drawing.draw_masks(photo, masked), masked, show_labels=True, legend=True),
+             width="stretch")
     st.caption(f"{len(masked)} instance mask(s)")
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_upload, ensure_ready, friendly_errors, keep,
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep,
                            sample_photo, start_page, workspace)
 from vision_backend import drawing, samples
 from vision_backend.classification import CLASSIFIERS, ENGINE_NAMES, Prediction, engine_agreement, gradcam, imagenet
@@ -48,10 +48,16 @@ def engine_choice(key: str, classifier: Any, where: Any) -> str:
                        key=keep(f"{key}_{classifier.name}", classifier.engines[0]))
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def classified(key: str, engine: str, photos: list[np.ndarray]) -> list[Prediction]:
+    """Predictions kept per model, engine and photos: the page's next run, or the next visit, reuses them."""
+    return CLASSIFIERS[key].classify(photos, engine)
+
+
 def classify_one(key: str, engine: str, photos: list[np.ndarray]) -> list[Prediction]:
     classifier = CLASSIFIERS[key]
     with st.spinner(f"{classifier.title} on {ENGINE_NAMES[engine]} (the first ONNX run converts the model once)…"):
-        return classifier.classify(photos, engine)
+        return classified(key, engine, photos)
 
 
 # ---- Classify ------------------------------------------------------------------------------------
@@ -78,15 +84,20 @@ def classify_tab(photo: np.ndarray) -> None:
 
 # ---- Many photos ---------------------------------------------------------------------------------
 def batch_photos(uploads: list[Any]) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
-    """The uploaded photos (or every sample photo when none is uploaded), and a row for each unreadable upload."""
+    """The uploaded photos (or every sample photo when none is uploaded), and a row for each unreadable upload;
+    which frame of an animation is used is said above the table."""
     if not uploads:
         return [(samples.title(name), sample_photo(name)) for name in samples.sample_names()], []
     photos, skipped = [], []
     for upload in uploads:
         try:
-            photos.append((upload.name, decode_upload(upload.getvalue(), upload.name)))
+            photo = decode_photo(upload.getvalue(), upload.name)
         except ImageIntakeError as error:
             skipped.append({"photo": upload.name, "top-1": "—", "probability": None, "top-5": f"skipped: {error}"})
+            continue
+        photos.append((upload.name, photo.image))
+        if photo.note:
+            st.info(photo.note, icon=":material/filter_frames:")
     return photos, skipped
 
 
@@ -126,7 +137,7 @@ def everywhere(photo: np.ndarray, ready: list[str]) -> list[Prediction]:
     progress, results = st.progress(0.0), []
     for i, (key, engine) in enumerate(pairs):
         progress.progress(i / len(pairs), f"{CLASSIFIERS[key].title} on {ENGINE_NAMES[engine]}")
-        results.append(CLASSIFIERS[key].classify([photo], engine)[0])
+        results.append(classified(key, engine, [photo])[0])
     progress.empty()
     return results
 
@@ -168,11 +179,18 @@ def compare_tab(photo: np.ndarray) -> None:
 
 
 # ---- Grad-CAM ------------------------------------------------------------------------------------
+IMAGENET_CAM = "mobilenet_v2"
+"""The ImageNet Keras classifier Grad-CAM offers first (the smallest: 14 MB, fetched on first use)."""
+
+
 def cam_sources() -> dict[str, str]:
     """The Keras classifiers Grad-CAM can explain here: key -> what the select box says."""
     sources = {key: CLASSIFIERS[key].title for key in ready_classifiers() if "keras" in CLASSIFIERS[key].engines}
+    if IMAGENET_CAM not in sources and CLASSIFIERS[IMAGENET_CAM].card.downloadable():
+        sources = {IMAGENET_CAM: f"{CLASSIFIERS[IMAGENET_CAM].title}: ImageNet's 1,000 classes "
+                                 f"(fetched on first use, 14 MB)", **sources}
     if demo.demo_classifier_trained() or (MOBILENET_V2.ready() and demo.DEMO_CLASSES.ready()):
-        sources[DEMO] = "Flowers demo: real MobileNetV2 base + head trained on the 5 demo classes"
+        sources[DEMO] = "Flowers demo: knows only daisy, dandelion, rose, sunflower and tulip"
     space = workspace()
     for project in space.projects():
         for stem in space.project(project, create=False).saved_models():
@@ -195,6 +213,8 @@ def saved_explainable(path: str, modified: float, meta: dict) -> gradcam.Explain
 
 
 def explainable(source: str) -> gradcam.Explainable | None:
+    if source == IMAGENET_CAM and not ensure_ready(CLASSIFIERS[source].card):
+        return None
     if source == DEMO:
         if not demo.demo_classifier_trained() and \
                 not st.button("Train the flowers demo classifier (about 20 s, once)", key="cam_train"):
@@ -215,7 +235,8 @@ def show_cam(name: str, photo: np.ndarray, cam: np.ndarray, layer: str, opacity:
     c1.image(overlay, width="stretch")
     c2.image(drawing.heat(cam), width="stretch")
     c2.caption(f"The raw {cam.shape[0]}x{cam.shape[1]} map at layer `{layer}`")
-    c2.download_button("Download (PNG)", encode_png(overlay), f"{name.rsplit('.', 1)[0]}_gradcam.png", "image/png")
+    c2.download_button("Download (PNG)", lambda: encode_png(overlay), f"{name.rsplit('.', 1)[0]}_gradcam.png",
+                       "image/png", on_click="ignore")  # made on the click, not on every run
 
 
 @st.fragment
@@ -228,13 +249,18 @@ def grad_cam_tab(name: str, photo: np.ndarray) -> None:
             st.info("No Keras classifier to explain yet: fetch a Keras ImageNet model in the **Classify** tab, or "
                     "train a model on the **Transfer learning** page.", icon=":material/download:")
             return
+        ready = [k for k in sources if k != IMAGENET_CAM or CLASSIFIERS[k].ready()]
         source = st.selectbox("Keras classifier", list(sources), format_func=sources.get,
-                              key=keep("cam_model", next(iter(sources))))
+                              key=keep("cam_model", (ready or list(sources))[0]))
         subject = explainable(source)
         if subject is None:
             return
         batch = subject.batch(photo)
         top = dict(subject.top(batch))
+        if source == DEMO:
+            st.caption("This classifier knows five kinds of flower only, so on any other photo it still names one "
+                       "of them: Grad-CAM then shows what looked most like that flower. An ImageNet model above "
+                       "explains the 1,000 ImageNet classes.")
         explain = st.selectbox("Explain the class", list(top), key=keep(f"cam_class_{source}", next(iter(top))),
                                format_func=lambda i: f"{pretty(subject.class_names[i])} ({top[i]:.1%})")
         opacity = st.slider("Heat-map opacity", 0.0, 1.0, step=0.05, key=keep("cam_opacity", 0.45))

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages._shared import UPLOAD_TYPES, decode_upload, ensure_ready, friendly_errors, keep, start_page, workspace
+from pages._shared import UPLOAD_TYPES, decode_photo, ensure_ready, friendly_errors, keep, start_page, workspace
 from vision_backend.intake import ImageIntakeError
 from vision_backend.small_cnn import data, networks, training
 from vision_backend.small_cnn.digits import prepare_digit
@@ -48,6 +48,12 @@ def curves(history: dict) -> go.Figure:
                                             line={"dash": dash}), row=1, col=column)
     figure.update_xaxes(title_text="epoch", dtick=1)
     return figure.update_layout(height=320, margin={"t": 40})
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def network_table(preset: str, classes: int) -> pd.DataFrame:
+    """The network's layers, built once to be described (each Train builds a fresh one, from a random start)."""
+    return pd.DataFrame(networks.summary(networks.build(preset, classes)))
 
 
 def training_settings(train_images: int) -> dict:
@@ -118,14 +124,14 @@ def train_tab() -> None:
     (x_train, y_train), (x_test, _) = dataset(name)
     classes = data.DATASETS[name].classes
     settings = training_settings(len(x_train))
-    model = networks.build(preset, len(classes))
-    table = pd.DataFrame(networks.summary(model))
+    table = network_table(preset, len(classes))
     with st.expander(f"The network: {len(table)} layers, {int(table['parameters'].sum()):,} parameters"):
         st.dataframe(table, hide_index=True, width="stretch")
     data_preview(x_train, y_train, len(x_test), classes)
     if st.button("Train", type="primary", key="cnn_train", icon=":material/play_arrow:"):
-        run = {"model": model, "history": {}, "dataset": name, "preset": preset, "classes": classes,
-               "evaluation": None, "images": settings["count"], "path": None}
+        start = int(np.random.default_rng().integers(2**31))  # each Train a network of its own, not a replay
+        run = {"model": networks.build(preset, len(classes), seed=start), "history": {}, "dataset": name,
+               "preset": preset, "classes": classes, "evaluation": None, "images": settings["count"], "path": None}
         train_now(run, (x_train, y_train), settings)
     elif "cnn" in st.session_state:
         st.plotly_chart(curves(st.session_state.cnn["history"]), width="stretch")
@@ -179,19 +185,22 @@ def canvas_drawing() -> np.ndarray | None:
     return drawn.image_data
 
 
-def your_digit() -> np.ndarray | None:
-    """A drawing on the canvas or an uploaded photo (the photo wins when there is one)."""
+def your_digit() -> tuple[np.ndarray | None, str | None]:
+    """A drawing on the canvas or an uploaded photo (the photo wins when there is one), and the photo's name."""
     st.markdown("Draw a digit (black on white), or upload a photo of one:")
     st.space("medium")  # the canvas's toolbar appears above it on hover: keep it off the text
     drawn = canvas_drawing()
     upload = st.file_uploader("Photo of a digit", type=UPLOAD_TYPES, key="cnn_digit_upload")
     if upload is None:
-        return drawn
+        return drawn, None
     try:
-        return decode_upload(upload.getvalue(), upload.name)
+        photo = decode_photo(upload.getvalue(), upload.name)
     except ImageIntakeError as error:
         st.error(str(error), icon=":material/broken_image:")
-        return None
+        return None, None
+    if photo.note:
+        st.info(photo.note, icon=":material/filter_frames:")
+    return photo.image, upload.name
 
 
 @st.fragment
@@ -204,10 +213,11 @@ def try_tab() -> None:
     with friendly_errors():
         left, right = st.columns(2)
         with left:
-            image = your_digit()
+            image, source = your_digit()
         digit = prepare_digit(image) if image is not None else None
         if digit is None:
-            right.info("Nothing drawn yet.", icon=":material/draw:")
+            right.info(f"No digit found in {source}: dark ink on a plain light page (or light on dark) works best."
+                       if source else "Nothing drawn yet.", icon=":material/draw:")
             return
         probabilities = training.predict(run["model"], digit[None])[0]
         best = int(probabilities.argmax())

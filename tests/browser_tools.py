@@ -26,6 +26,30 @@ CHROMIUM_ARGS = [
 ]
 
 
+def require_chromium() -> None:
+    """Skip without Debian's Chromium; fail instead under ``VISION_REQUIRE_WEIGHTS=1`` (CI installs it)."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        if os.environ.get("VISION_REQUIRE_WEIGHTS") == "1":
+            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("Debian's chromium is not installed")
+
+
+@contextlib.contextmanager
+def chromium(extra_args: tuple[str, ...] = ()) -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright's synchronous API; closed after."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -107,6 +131,8 @@ async def _visit(browser: object, url: str, path: str, done_text: str, timeout_m
             await page.get_by_test_id("stBaseButton-primary").filter(has_text="Train").click()
         if path == "transfer_learning":
             await page.get_by_text("Load the flowers demo project").click()
+        if path == "cnn_basics":  # the real CNN (TensorFlow) is on the last tab
+            await page.get_by_role("tab", name="What a real CNN sees").click()
         await page.get_by_text(done_text).first.wait_for()
         sidebar = page.get_by_test_id("stSidebar")
         has_app = await sidebar.get_by_text("Your photo").count() == 1 and \
@@ -138,6 +164,45 @@ def eight_visitors(url: str, timeout_s: float = 600) -> list[tuple[str, bool, st
     API, whose event loop owns this thread."""
     results: list[list[tuple[str, bool, str]]] = []
     worker = threading.Thread(target=lambda: results.append(asyncio.run(_visitors(url, int(timeout_s * 1000)))))
+    worker.start()
+    worker.join()
+    return results[0]
+
+
+# ---- one visitor through every page ----------------------------------------------------------------
+async def _walk(url: str, links: dict[str, str], timeout_ms: int) -> list[tuple[str, bool, str]]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        page.set_default_timeout(timeout_ms)
+        done = page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        results = []
+        try:
+            await page.goto(url)
+            for link, heading in links.items():
+                try:
+                    await page.get_by_test_id("stSidebar").get_by_role("link", name=link, exact=True).click()
+                    await page.get_by_role("heading", name=heading).first.wait_for()
+                    await done.wait_for()
+                    errors = await page.get_by_test_id("stException").count() + \
+                        sum([await page.get_by_text(t).count() for t in ERROR_TEXTS])
+                    results.append((link, errors == 0, f"{errors} error box(es)" if errors else ""))
+                except Exception as error:  # noqa: BLE001 — a page that did not finish is counted, with why
+                    results.append((link, False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"))
+        finally:
+            await browser.close()
+        return results
+
+
+def walk_pages(url: str, links: dict[str, str], timeout_s: float = 300) -> list[tuple[str, bool, str]]:
+    """One visitor opens the app and clicks each sidebar link (``links``: link text -> the page's heading)
+    in turn, in one session as a person browses, waiting on each page for its heading and for the script
+    run to finish; (link, finished without an error box, why not) each. Runs in a thread of its own, as
+    :func:`eight_visitors` does."""
+    results: list[list[tuple[str, bool, str]]] = []
+    worker = threading.Thread(target=lambda: results.append(asyncio.run(_walk(url, links, int(timeout_s * 1000)))))
     worker.start()
     worker.join()
     return results[0]

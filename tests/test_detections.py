@@ -55,3 +55,8 @@ def test_match_is_one_to_one() -> None:
     predicted = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10]])
     assigned, ious = match(predicted, truth, 0.5)
     assert assigned.tolist() == [0, -1, 1] and ious[0] == 1.0
+
+
+def test_boxes_without_area_are_dropped() -> None:
+    found = Detections(np.array([[32, 0, 32, 0], [0, 0, 5, 5], [3, 3, 9, 3]]), [0.9, 0.8, 0.7], [0, 0, 0])
+    assert found.with_area().boxes.tolist() == [[0, 0, 5, 5]]

@@ -63,7 +63,9 @@ def url(server: Server, path: str) -> str:
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Keras cache; downloads allowed (they go to the server on 127.0.0.1 only)."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("VISION_LAB_OFFLINE", raising=False)
     return tmp_path / "keras"
 
 
@@ -199,3 +201,9 @@ def test_the_lfw_build_takes_the_registered_files_out_of_the_original_archive(
     assert fetch.check_tree(lfw.LFW.files[0], built) == []
     assert not (built / ".lfw.tgz").exists() and not list(built.rglob("not_wanted.txt"))
     assert len(lfw.lfw_pairs()) == 600 and len(lfw.lfw_people()[0]) == 1140
+
+
+def test_offline_mode_never_downloads(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISION_LAB_OFFLINE", "1")
+    outcome = fetch.ensure(card_for(server))
+    assert not outcome.ok and outcome.message.startswith("no internet") and server.requests == 0

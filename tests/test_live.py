@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from browser_tools import CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
 from conftest import ROOT, require_real
 
 from vision_backend import live
@@ -300,11 +300,6 @@ def test_aiortc_imports_after_tensorflow_once_srtp_is_preloaded() -> None:
 
 
 # ---- in Chromium, with a fake camera ---------------------------------------------------------------
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-    "--disable-background-networking", "--disable-component-update",
-]
 FAKE_CAMERA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                "--disable-features=WebRtcHideLocalIpsWithMdns"]  # plain host candidates: no mDNS lookups on one machine
 
@@ -320,39 +315,6 @@ def write_y4m(path: Path, photo: np.ndarray, seconds: float = 2.0, fps: int = 30
             shown = np.roll(frame, n * pan, axis=1) if pan else frame
             out.write(b"FRAME\n" + cv2.cvtColor(shown, cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(home: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``streamlit run app.py`` on 127.0.0.1 (as tests/test_browser.py starts it); yields (url, process)."""
-    port = free_port()
-    env = dict(os.environ, VISION_LAB_HOME=str(home))
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited; see {log_path}")
-            time.sleep(0.5)
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -440,15 +402,13 @@ def server_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def live_server(server_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen]]:
-    yield from start_server(server_home, tmp_path_factory.mktemp("logs") / "streamlit.log")
+    with streamlit_server(server_home, tmp_path_factory.mktemp("logs")) as server:
+        yield server.url, server.process
 
 
 @pytest.fixture(scope="module")
 def playwright():
-    if not CHROMIUM.exists():
-        if os.environ.get("VISION_REQUIRE_WEIGHTS") == "1":
-            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:

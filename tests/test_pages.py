@@ -12,6 +12,7 @@ TIMEOUT = 180  # TensorFlow imports slowly on two cores
 
 PAGES = {
     "pages/home.py": "Vision Lab",
+    "pages/models.py": "Models and data",
     "pages/cnn_basics.py": "CNN basics",
     "pages/train_cnn.py": "Train a CNN",
     "pages/pretrained.py": "Pretrained CNNs",

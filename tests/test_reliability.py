@@ -228,3 +228,70 @@ def test_a_hostile_zip_keeps_memory_flat_and_writes_nothing_outside(tmp_path: Pa
     assert sum(r.startswith("huge/photo_") and "megapixels" in r for r in reasons) == 20
     assert any("evil.png" in r for r in reasons) and any(r.startswith("fine/link.png") for r in reasons)
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+MAIN_FLOWS = """
+import io
+import numpy as np
+from PIL import Image
+from vision_backend import models, samples
+from vision_backend.classification import CLASSIFIERS
+from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
+from vision_backend.face_detection import DETECTORS as FACES
+from vision_backend.face_recognition import EMBEDDERS
+from vision_backend.face_recognition.recognise import analyse
+from vision_backend.object_detection import DETECTORS as OBJECTS
+from vision_backend.small_cnn import data, networks, training
+from vision_backend.transfer import export, head
+from vision_backend.transfer.bases import MOBILENET_V2
+from vision_backend.workspace import Workspace
+
+photo = samples.load_sample("two_people.jpg")
+for name, classifier in CLASSIFIERS.items():
+    if classifier.ready():
+        for engine in classifier.engines:
+            classifier.classify([photo], engine)
+for detector in [*FACES.values(), *OBJECTS.values()]:
+    if detector.ready():
+        detector.detect(photo)
+space = Workspace.local()
+faces = analyse(EMBEDDERS["dlib_resnet_face"], photo)
+space.gallery().enrol("Someone", "dlib_resnet_face", [(faces.vectors[0], faces.crops[0], "two_people.jpg")])
+project = space.project("flows")
+rng = np.random.default_rng(0)
+for label in ("a", "b"):
+    for i in range(4):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+        project.add_example(label, buffer.getvalue(), f"{label}{i}.png")
+trained = head.train_project(project, MOBILENET_V2, head.HeadSettings(epochs=3))
+model = export.export_model(MOBILENET_V2, trained)
+path = project.save_model("flows", model, {"classes": trained.names})
+keras_to_onnx(model, path.with_suffix(".onnx"))
+keras_to_tflite(model, path.with_suffix(".tflite"))
+(x, y), _ = data.load("mnist_t10k")
+cnn = networks.build("deck")
+training.train(cnn, x[:500], y[:500], epochs=1)
+print("done")
+"""
+
+
+def test_main_flows_write_nothing_outside_the_app_folder(tmp_path: Path) -> None:
+    """HOME and TMPDIR pointed at empty folders: after classifying on every engine, detecting, enrolling,
+    training, exporting and converting, nothing new is there (the Keras cache aside, which lives elsewhere)."""
+    from conftest import require_real
+    from vision_backend.paths import keras_home
+
+    for name in ("photos", "mnist_t10k", "mobilenet_v2_notop"):
+        require_real(name)
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), TMPDIR=str(temp), KERAS_HOME=str(keras_home()),
+               VISION_LAB_HOME=str(tmp_path / "lab"))
+    result = subprocess.run([sys.executable, "-c", MAIN_FLOWS], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("done"), result.stderr[-3000:]
+    written = sorted(str(p.relative_to(tmp_path)) for p in [*home.rglob("*"), *temp.rglob("*")])
+    assert written == [], written
+    assert (tmp_path / "lab" / "projects" / "flows").is_dir(), "the flows ran and wrote where they should"

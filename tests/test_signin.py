@@ -4,7 +4,6 @@ and a demo room without sign-in, where each visit has a temporary workspace of i
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
@@ -13,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from browser_tools import CHROMIUM, CHROMIUM_ARGS, free_port, streamlit_server
+from browser_tools import chromium, free_port, streamlit_server
 from conftest import require_real
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,16 +34,8 @@ def provider() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("VISION_REQUIRE_WEIGHTS") == "1":
-            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +67,18 @@ def sign_in(browser, url: str, who: str):
     return context, tab
 
 
-def open_page(tab, title: str) -> None:
+def create_project(tab, name: str) -> None:
+    box = tab.get_by_label("New project")
+    box.fill(name)
+    box.press("Enter")  # Streamlit takes a text box's value on Enter or when it loses focus
+    button = tab.get_by_role("button", name="Create")
+    tab.wait_for_function("b => !b.disabled", arg=button.element_handle())
+    button.click()
+
+
+def open_page(tab, title: str, heading: str | None = None) -> None:
     tab.get_by_test_id("stSidebar").get_by_role("link", name=title).click()
-    tab.get_by_role("heading", name=title).wait_for()
+    tab.get_by_role("heading", name=heading or title).wait_for()
 
 
 def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> None:
@@ -90,8 +90,7 @@ def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> N
     alice_tab.get_by_role("button", name=re.compile("Enrol the demo people")).click()
     alice_tab.get_by_text("2 people enrolled").wait_for()
     open_page(alice_tab, "Transfer learning")
-    alice_tab.get_by_label("New project").fill("Secret plans")
-    alice_tab.get_by_role("button", name="Create").click()
+    create_project(alice_tab, "Secret plans")
     alice_tab.get_by_text("Secret plans").first.wait_for()
 
     bob, bob_tab = sign_in(browser, url, "bob@example.com")
@@ -101,8 +100,7 @@ def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> N
     assert bob_tab.get_by_text("Barack Obama").count() == 0
     open_page(bob_tab, "Transfer learning")
     bob_tab.get_by_text("No project yet").wait_for()
-    bob_tab.get_by_label("New project").fill("../alice/projects/Secret plans")
-    bob_tab.get_by_role("button", name="Create").click()
+    create_project(bob_tab, "../alice/projects/Secret plans")
     bob_tab.get_by_text("cannot contain / or").wait_for()  # a crafted path is a name the rule refuses
 
     workspaces = sorted(p.name for p in (home / "people").iterdir())
@@ -113,6 +111,7 @@ def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> N
     assert not (home / "projects").exists() and not (home / "faces").exists(), "nothing in a shared workspace"
 
     bob_tab.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    bob_tab.get_by_role("button", name="End session").click()  # the provider's own sign-out page
     bob_tab.get_by_role("button", name="Sign in").wait_for()
     for context in (alice, bob):
         context.close()
@@ -136,7 +135,7 @@ def test_a_demo_room_gives_each_visit_its_own_workspace(browser, tmp_path_factor
         tabs[0][1].get_by_role("button", name=re.compile("Enrol the demo people")).click()
         tabs[0][1].get_by_text("2 people enrolled").wait_for()
         second = tabs[1][1]
-        open_page(second, "Home")
+        open_page(second, "Home", "Vision Lab")
         open_page(second, "Face recognition")  # the same visit, drawn again after the first one enrolled
         second.get_by_role("tab", name="Gallery: enrol people").click()
         second.get_by_text("0 people enrolled").wait_for()

@@ -85,6 +85,11 @@ class Detections:
             keep &= np.isfinite(self.landmarks).reshape(len(self), -1).all(1)
         return self if keep.all() else self[keep]
 
+    def with_area(self) -> "Detections":
+        """Only the rows whose box has a width and a height (YuNet gave a zero-area box on a 32x2000 photo)."""
+        keep = (self.boxes[:, 2] > self.boxes[:, 0]) & (self.boxes[:, 3] > self.boxes[:, 1])
+        return self if keep.all() else self[keep]
+
     def sorted(self) -> "Detections":
         """Best score first."""
         return self[np.argsort(-self.scores, kind="stable")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -22,35 +23,154 @@ def _thickness(image: np.ndarray) -> int:
     return max(1, round(max(image.shape[:2]) / 400))
 
 
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+Rect = tuple[int, int, int, int]
+"""x1, y1, x2, y2 in pixels, the end exclusive."""
+
+
+def _text_style(image: np.ndarray) -> tuple[float, int]:
+    """Font scale and stroke width for captions on ``image`` (they grow with the photo, as its boxes do)."""
+    thick = _thickness(image)
+    return max(0.4, thick * 0.45), max(1, thick // 2)
+
+
+def caption_size(text: str, scale: float, weight: int) -> tuple[int, int]:
+    """Width and height of a caption's filled background."""
+    (width, height), base = cv2.getTextSize(text, FONT, scale, weight)
+    return width + 4, height + base + 2
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_caption(shape: tuple[int, ...], box: np.ndarray, size: tuple[int, int], taken: list[Rect]) -> Rect | None:
+    """Where a box's caption of ``size`` covers none of the ``taken`` rectangles: above the box, else
+    below it, else inside its top edge (each also tried flush with the box's right side), moved into
+    the image; None when every spot is taken. A rectangle found is added to ``taken``."""
+    height, width = shape[:2]
+    w, h = size
+    x1, y1, x2, y2 = (int(round(v)) for v in np.nan_to_num(np.asarray(box, np.float64)).clip(0, max(height, width)))
+    for x, y in ((x1, y1 - h), (x1, y2 + 1), (x1, y1 + 1), (x2 - w, y1 - h), (x2 - w, y2 + 1), (x2 - w, y1 + 1)):
+        x = min(max(0, x), max(0, width - w))
+        y = min(max(0, y), max(0, height - h))
+        candidate = (x, y, x + w, y + h)
+        if not any(_overlaps(candidate, other) for other in taken):
+            taken.append(candidate)
+            return candidate
+    return None
+
+
+def caption_texts(detections: Detections, show_scores: bool = True, show_labels: bool = False,
+                  captions: list[str] | None = None) -> list[str]:
+    """The caption of each box: its own text (``captions``) or its class name, then its score."""
+    texts = []
+    for i in range(len(detections)):
+        parts = [captions[i]] if captions else [detections.class_names[detections.labels[i]]] if show_labels else []
+        if show_scores:
+            parts.append(f"{detections.scores[i]:.2f}")
+        texts.append(" ".join(parts))
+    return texts
+
+
+@dataclass(frozen=True)
+class CaptionLayout:
+    """What is written at each box (its caption, or its number in the legend) and where: ``rects[i]`` is
+    the filled background of box ``i``'s text (None when it has none); ``legend`` lists (box, line)."""
+
+    texts: list[str]
+    rects: list[Rect | None]
+    legend: list[tuple[int, str]]
+
+
+def caption_layout(image: np.ndarray, detections: Detections, texts: list[str], legend: bool = False) -> CaptionLayout:
+    """Each caption placed so that none covers another (:func:`place_caption`), the surest box first.
+
+    A caption with no free spot becomes a small numbered tag on its box (placed the same way) and a
+    legend line ("1 person 0.42") under the photo. With ``legend=False`` (a video frame keeps its size)
+    it is written inside its box's top edge instead, where it may cover another.
+    """
+    scale, weight = _text_style(image)
+    texts = list(texts)
+    rects: list[Rect | None] = [None] * len(texts)
+    taken: list[Rect] = []
+    order = [int(i) for i in np.argsort(-detections.scores, kind="stable") if texts[i]]  # surest first
+    for i in order:
+        rects[i] = place_caption(image.shape, detections.boxes[i], caption_size(texts[i], scale, weight), taken)
+    lines: list[tuple[int, str]] = []
+    for i in order:
+        if rects[i] is not None:
+            continue
+        if legend:
+            tag = str(len(lines) + 1)
+            rects[i] = place_caption(image.shape, detections.boxes[i], caption_size(tag, scale, weight), taken)
+            x1, y1 = (int(v) for v in np.nan_to_num(detections.boxes[i][:2]))
+            lines.append((i, f"{tag} {texts[i]}" + ("" if rects[i] else f" (the box at {x1}, {y1})")))
+            texts[i] = tag
+        else:
+            w, h = caption_size(texts[i], scale, weight)
+            x, y = (int(round(v)) for v in np.nan_to_num(detections.boxes[i][:2]).clip(0, max(image.shape[:2])))
+            rects[i] = (x, y, x + w, y + h)
+    return CaptionLayout(texts, rects, lines)
+
+
+def _draw_caption(out: np.ndarray, text: str, rect: Rect, rgb: tuple[int, int, int]) -> None:
+    scale, weight = _text_style(out)
+    cv2.rectangle(out, rect[:2], (rect[2] - 1, rect[3] - 1), rgb, -1)
+    height = cv2.getTextSize(text, FONT, scale, weight)[0][1]
+    cv2.putText(out, text, (rect[0] + 2, rect[1] + height + 1), FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
+
+
+def _with_legend(image: np.ndarray, lines: list[str], colours: list[tuple[int, int, int]]) -> np.ndarray:
+    """The captions that found no room, on a white strip under the photo: each line after a swatch of
+    its box's colour, as many to a row as the photo's width holds."""
+    scale, weight = _text_style(image)
+    row = caption_size("Ag", scale, weight)[1] + 4
+    places, x, y = [], 4, 2
+    for line in lines:
+        width = row + 2 + caption_size(line, scale, weight)[0] + row // 2
+        if x > 4 and x + width > image.shape[1]:
+            x, y = 4, y + row
+        places.append((x, y))
+        x += width
+    strip = np.full((y + row + 2, image.shape[1], 3), 255, np.uint8)
+    for line, rgb, (x, y) in zip(lines, colours, places):
+        cv2.rectangle(strip, (x, y + 3), (x + row - 6, y + row - 3), rgb, -1)
+        height = cv2.getTextSize(line, FONT, scale, weight)[0][1]
+        cv2.putText(strip, line, (x + row, y + (row + height) // 2), FONT, scale, (30, 30, 30), weight, cv2.LINE_AA)
+    return np.vstack([image, strip])
+
+
 def draw_detections(
     image: np.ndarray, detections: Detections, show_scores: bool = True, show_labels: bool = False,
     show_landmarks: bool = True, rgb: tuple[int, int, int] | None = None, captions: list[str] | None = None,
+    legend: bool = False,
 ) -> np.ndarray:
-    """Boxes (coloured per class unless ``rgb``), optional captions, scores and landmarks."""
+    """Boxes (coloured per class unless ``rgb``), optional captions, scores and landmarks.
+
+    Captions are placed so that none covers another (:func:`caption_layout`). With ``legend`` (pages),
+    those that find no room are numbered and listed on a strip under the photo, which makes the image
+    taller; without it (video frames keep their size) they are written inside their box.
+    """
     out = np.ascontiguousarray(image.copy())
     thick = _thickness(out)
-    scale = max(0.4, thick * 0.45)
+    colours = [rgb or colour(int(label)) for label in detections.labels]
+    layout = caption_layout(out, detections, caption_texts(detections, show_scores, show_labels, captions), legend)
+    height, width = out.shape[:2]
     for i in range(len(detections)):
-        x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes[i])
-        c = rgb or colour(int(detections.labels[i]))
-        cv2.rectangle(out, (x1, y1), (x2, y2), c, thick)
-        parts = []
-        if captions:
-            parts.append(captions[i])
-        elif show_labels:
-            parts.append(detections.class_names[detections.labels[i]])
-        if show_scores:
-            parts.append(f"{detections.scores[i]:.2f}")
-        if parts:
-            text = " ".join(parts)
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick // 2))
-            top = max(0, y1 - th - base - 2)
-            cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + base + 2), c, -1)
-            cv2.putText(out, text, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                        max(1, thick // 2), cv2.LINE_AA)
+        if not np.isfinite(detections.boxes[i]).all():
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in detections.boxes[i].clip(-thick, max(height, width) + thick))
+        cv2.rectangle(out, (x1, y1), (x2, y2), colours[i], thick)
         if show_landmarks and detections.landmarks is not None:
             for x, y in detections.landmarks[i]:
-                cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (250, 204, 21), -1)
+                if 0 <= x < width and 0 <= y < height:  # a degenerate box's landmarks can lie far outside
+                    cv2.circle(out, (int(round(x)), int(round(y))), thick + 1, (250, 204, 21), -1)
+    for i, rect in enumerate(layout.rects):  # after every box, so no box line crosses a caption
+        if rect is not None:
+            _draw_caption(out, layout.texts[i], rect, colours[i])
+    if layout.legend:
+        out = _with_legend(out, [line for _, line in layout.legend], [colours[i] for i, _ in layout.legend])
     return out
 
 

@@ -66,7 +66,10 @@ def download(url: str, target: Path, expected_hash: str | None = None, progress:
 
     Retries a dropped connection or a server error with a growing pause; refuses a file whose hash
     is wrong (no retry: the server gives what it has). Nothing is left at ``target`` unless whole.
+    ``VISION_LAB_OFFLINE=1`` (an air-gapped machine, or a test run that must not download) says so at once.
     """
+    if os.environ.get("VISION_LAB_OFFLINE") == "1":
+        raise FetchError(f"no internet (VISION_LAB_OFFLINE=1): copy {target.name} to {target}, or run `{SEED_HINT}`")
     for attempt in range(1, retries + 1):
         try:
             with atomic_path(target) as temp:
@@ -157,6 +160,11 @@ def _build_tree(asset: AssetFile, progress: Progress | None) -> None:
         if problems:
             raise FetchError(f"{asset.name} built from its downloads is not the registered one: {problems[0]}")
         os.replace(staging, asset.local)
+    except FetchError as error:
+        if str(error).startswith("no internet"):  # name the folder, not a file of the staging folder
+            raise FetchError(f"no internet: copy the folder {asset.name} to {asset.local}, "
+                             f"or run `{SEED_HINT}`") from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -61,12 +61,17 @@ def read_photo(
     with _decoding(name):
         image = Image.open(io.BytesIO(data))
         _check_size(image.size, name, max_pixels, min_side)
-        frames, what = getattr(image, "n_frames", 1), "page" if image.format == "TIFF" else "frame"
+        note = frames_note(image, name)
         image.seek(0)  # animated GIF/WebP/APNG, multi-page TIFF: the first frame
         image.load()
         image = ImageOps.exif_transpose(image) or image
-        note = f"“{name}” has {frames} {what}s; Vision Lab uses {what} 1 of {frames}." if frames > 1 else ""
         return Photo(_to_rgb_array(image), note)
+
+
+def frames_note(image: Image.Image, name: str) -> str:
+    """What to tell the person when a file holds several frames or pages: which one Vision Lab uses."""
+    frames, what = getattr(image, "n_frames", 1), "page" if image.format == "TIFF" else "frame"
+    return f"“{name}” has {frames} {what}s; Vision Lab uses {what} 1 of {frames}." if frames > 1 else ""
 
 
 @contextlib.contextmanager
@@ -89,8 +94,9 @@ def _decoding(name: str) -> Iterator[None]:
 
 
 def check_photo(data: bytes, name: str = "image", *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-                min_side: int = MIN_SIDE) -> tuple[int, int]:
-    """Prove ``data`` decodes as a photo within the limits, keeping no pixels; returns (width, height).
+                min_side: int = MIN_SIDE) -> str:
+    """Prove ``data`` decodes as a photo within the limits, keeping no pixels; returns its note
+    ("frame 1 of 3"), empty when there is nothing to say.
 
     What a collection stores is checked this way: the decode is the real test of a file, and
     dropping the pixels at once keeps memory flat through an archive of large photos.
@@ -98,8 +104,10 @@ def check_photo(data: bytes, name: str = "image", *, max_bytes: int = MAX_BYTES,
     _check_bytes(data, name, max_bytes)
     with _decoding(name), Image.open(io.BytesIO(data)) as image:
         _check_size(image.size, name, max_pixels, min_side)
+        note = frames_note(image, name)
+        image.seek(0)
         image.load()
-        return image.size
+        return note
 
 
 def read_image(data: bytes, name: str = "image", **limits: int) -> np.ndarray:

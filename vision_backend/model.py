@@ -154,7 +154,8 @@ class Detector(Model):
     """A face or object detector: an RGB photo in, :class:`Detections` in the photo's pixels out.
 
     ``detect`` checks the settings, runs ``infer`` with the loaded engine and tidies the result the
-    same way for every detector: non-finite rows dropped, boxes clipped to the photo, best first,
+    same way for every detector: non-finite rows dropped, boxes clipped to the photo (and dropped when
+    nothing is left of them), best first,
     the time taken in ``meta["ms"]``.
     """
 
@@ -174,6 +175,6 @@ class Detector(Model):
         settings = self.settings(overrides)
         with self.using(self.variant(settings)) as engine:
             found = self.infer(engine, image, **settings)
-        found = found.finite().clipped(image.shape[1], image.shape[0]).sorted()
+        found = found.finite().clipped(image.shape[1], image.shape[0]).with_area().sorted()
         found.meta["ms"] = (time.perf_counter() - started) * 1000
         return found

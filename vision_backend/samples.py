@@ -68,7 +68,7 @@ SKIMAGE = {"Astronaut (scikit-image)": "astronaut", "Cat, Chelsea (scikit-image)
 TITLES = {
     "Astronaut (scikit-image)": "Astronaut in a space suit", "Cat, Chelsea (scikit-image)": "Cat (Chelsea)",
     "Coffee cup (scikit-image)": "Coffee cup on a saucer", "Rocket (scikit-image)": "Rocket on the launch pad",
-    "two_people.jpg": "Two people in suits (Obama, Biden)", "group_3faces.jpg": "Three people at a party",
+    "two_people.jpg": "Obama and Biden in suits", "group_3faces.jpg": "Three people at a party",
     "group_7faces_family.jpg": "A family of seven", "group_7faces_elvis.jpg": "Seven friends",
     "obama_1.jpg": "Barack Obama", "obama_2.jpg": "Barack Obama, another photo", "biden.jpg": "Joe Biden",
     "dog_bicycle_truck.jpg": "Dog, bicycle and truck", "person_horse_dog.jpg": "Person, horse and dog",

@@ -39,7 +39,8 @@ DEFAULT_OBJECT_DETECTOR = "nanodet_m"
 DEFAULT_EMBEDDER = "dlib_resnet_face"
 DRAFT_MARGIN = 2
 """A draft-decoded photo keeps at least this many times the pixels a model works at (see ``decode``)."""
-PHOTO_PIXEL_SETTINGS = ("min_size", "max_size", "min_face_size")
+PHOTO_PIXEL_SETTINGS = ("min_size", "max_size", "min_face_size", "min_face")
+"""Settings counted in the photo's own pixels: a detector with one is never drafted (its meaning would change)."""
 SHARED_ENGINE = frozenset({"mtcnn"})
 """Face detectors kept to their one shared engine: MTCNN's TensorFlow graphs are costly to copy and use every core."""
 
@@ -415,10 +416,10 @@ class Faces(Task):
 
     def wanted(self, width: int, height: int) -> tuple[int, int] | None:
         """Drafted only for detectors that shrink to a working side and take no size in photo pixels
-        (YuNet, HOG): Viola-Jones's and MTCNN's minimum face sizes are counted in the decoded photo."""
+        (YuNet): Viola-Jones's, MTCNN's and HOG's smallest faces are counted in the decoded photo."""
         if self.blur or any(name in self.settings for name in PHOTO_PIXEL_SETTINGS):
             return None  # the anonymised copy is written at the photo's own size
-        return _long_side(width, height, self.settings.get("max_side") or self.settings.get("work_side"))
+        return _long_side(width, height, self.settings.get("max_side"))
 
     def infer(self, photos: list[Photo]) -> list[Result]:
         return self.each(self.faces, photos)

@@ -227,9 +227,7 @@ def _keras_card(name: str, title: str, file: str, url: str, md5: str | None, siz
                      files=(AssetFile(f"models/{file}", url, md5, size), imagenet.CLASS_INDEX.files[0]), **card)
 
 
-CLASSIFIERS: dict[str, ImageNetClassifier] = {c.name: c for c in (
-    TFLiteQuantClassifier(),
-    ZooClassifier(),
+DECK_APPLICATIONS = (
     KerasApplication(short_title="MobileNetV2", application=lambda apps: apps.MobileNetV2, card=_keras_card(
         "mobilenet_v2", "MobileNetV2 1.0/224 with ImageNet top", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
         KERAS_APPS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", None, None,
@@ -247,6 +245,9 @@ CLASSIFIERS: dict[str, ImageNetClassifier] = {c.name: c for c in (
         102_967_424, licence="MIT (Kaiming He)", input="224x224x3",
         preprocessing="caffe: RGB->BGR, minus ImageNet means", params=25_636_712,
         accuracy="top-1 74.9%, top-5 92.1% (Keras)")),
+)
+"""The deck's Keras models (MobileNetV2 with its top, VGG16, ResNet50), fetched on first use."""
+MORE_APPLICATIONS = (
     KerasApplication(short_title="DenseNet121", application=lambda apps: apps.DenseNet121, scaling=PixelScaling("torch"), card=_keras_card(
         "densenet121", "DenseNet121", "densenet121_weights_tf_dim_ordering_tf_kernels.h5",
         KERAS_APPS + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5", "9d60b8095a5708f2dcce2bca79d332c7",
@@ -271,5 +272,9 @@ CLASSIFIERS: dict[str, ImageNetClassifier] = {c.name: c for c in (
         KERAS_APPS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5", "0a58e3b7378bc2990ea3b43d5981f1f6",
         None, licence="MIT (Keras weights)", input="299x299x3", preprocessing="tf: x/127.5 - 1",
         params=22_910_480, accuracy="top-1 79.0%, top-5 94.5% (Keras)")),
-)}
+)
+"""More of Keras's ImageNet models, fetched on first use."""
+
+CLASSIFIERS: dict[str, ImageNetClassifier] = {c.name: c for c in (
+    TFLiteQuantClassifier(), ZooClassifier(), *DECK_APPLICATIONS, *MORE_APPLICATIONS)}
 """Every ImageNet classifier by card name; the two int8 MobileNetV2s run here, the Keras ones once fetched."""

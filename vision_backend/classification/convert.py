@@ -3,6 +3,7 @@ atomically, and reused after."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def tflite_to_onnx(tflite_path: Path, path: Path) -> Path:
         engines.tensorflow()
         import tf2onnx
 
-        with atomic_path(path) as temp:
+        with atomic_path(path) as temp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")  # tf2onnx's own use
             tf2onnx.convert.from_tflite(str(tflite_path), output_path=str(temp))
     return path

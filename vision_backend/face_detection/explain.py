@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision_backend import engines
 from vision_backend.boxes import iou
 from vision_backend.detections import Detections
 from vision_backend.face_detection.detectors import MTCNN, mtcnn_rows_to_detections
@@ -195,12 +196,11 @@ def hog_cells(image: np.ndarray, cell: int = 8, max_side: int = 512) -> np.ndarr
 
 def mtcnn_stages(mtcnn: MTCNN, image: np.ndarray, **overrides: Any) -> list[tuple[str, Detections]]:
     """The candidates after P-Net, R-Net and O-Net in turn, in the photo's coordinates."""
-    from mtcnn.utils.images import standarize_batch
-
     settings = mtcnn.settings(overrides)
     small, factor = fit_long_side(image, settings["max_side"])
     stage_settings = MTCNN.stage_settings(factor, **settings)
-    normalized, shapes, _ = standarize_batch([small.astype(np.float32)], justification="center", normalize=True)
+    standardise = engines.mtcnn().utils.images.standarize_batch
+    normalized, shapes, _ = standardise([small.astype(np.float32)], justification="center", normalize=True)
     rows, out = None, []
     with mtcnn.using() as cascade:
         for stage, name in zip(cascade.stages, ("P-Net", "R-Net", "O-Net")):

@@ -15,10 +15,40 @@ from vision_backend.transfer.bases import MOBILENET_V2
 from vision_backend.transfer.features import describe, read_files
 from vision_backend.transfer.head import HeadSettings, fit_head
 
+FLOWER_PHOTOS = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
+"""TensorFlow's flower photos (228,813,984 bytes; no published hash: every kept file is checked against
+our manifest instead)."""
+FLOWER_FOLDERS = {"daisy": "daisy", "dandelion": "dandelion", "roses": "rose", "sunflowers": "sunflower",
+                  "tulips": "tulip"}
+"""The archive's class folders (``flower_photos/<folder>/``) -> ours."""
+
+
+def build_demo_classes(folder: Path, download: Callable[..., Path]) -> None:
+    """The 250 photos of our manifest out of TensorFlow's ``flower_photos.tgz`` (read as a stream; only
+    they are kept, under our singular class names), then the archive is removed."""
+    from vision_backend.fetch import extract_members, tree_manifest
+
+    wanted = set(tree_manifest(DEMO_CLASSES.files[0]))
+
+    def route(member: str) -> list[Path]:
+        parts = member.split("/")
+        if len(parts) != 3 or parts[0] != "flower_photos" or parts[1] not in FLOWER_FOLDERS:
+            return []
+        ours = f"{FLOWER_FOLDERS[parts[1]]}/{parts[2]}"
+        return [folder / ours] if ours in wanted else []
+
+    archive = download(FLOWER_PHOTOS, ".flower_photos.tgz")
+    extract_members(archive, route)
+    archive.unlink()
+
+
 DEMO_CLASSES = ModelCard(
     name="demo_classes", title="Flowers demo project (5 classes x 50)", task="transfer-learning data",
-    kind="dataset", seedable=True, files=(AssetFile("datasets/vision_lab/demo-classes", is_tree=True),),
-    licence="CC BY 2.0 (Flickr)",
+    kind="dataset", seedable=True, licence="CC BY 2.0 (Flickr)",
+    files=(AssetFile("datasets/vision_lab/demo-classes", is_tree=True, build=build_demo_classes,
+                     size=228_813_984),),
+    note="50 photos a class of TensorFlow's flower_photos (tf_flowers); fetched as the whole 229 MB archive, "
+         "of which only these 250 files are kept.",
 )
 DEMO_PROJECT = "Flowers demo"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -48,10 +78,10 @@ def attach(base: Any, head: Any) -> Any:
     """One flat Keras model, photo in, class probabilities out (so Grad-CAM can see the base's layers)."""
     keras = engines.keras()
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base.outputs[0])
-    dense = head.get_layer("classes")
-    classes = keras.layers.Dense(dense.units, activation="softmax", name="classes")
+    dense = head.layer("classes")
+    classes = keras.layers.Dense(dense.bias.shape[0], activation="softmax", name="classes")
     model = keras.Model(base.inputs, classes(pooled), name=f"{base.name}_transfer")
-    classes.set_weights(dense.get_weights())
+    classes.set_weights(dense.weights())
     return model
 
 

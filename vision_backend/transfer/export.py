@@ -42,11 +42,10 @@ def export_model(base: FeatureBase, trained: Trained) -> Any:
     x = _pooled(layers, [copy.get_layer(t).output for t in taps], taps, settings.pooling)
     if settings.normalise:
         x = layers.UnitNormalization(name="l2_normalise")(x)
-    for layer in trained.head.layers:
-        if isinstance(layer, layers.Dense):
-            dense = layers.Dense(layer.units, activation=layer.activation, name=layer.name)
-            x = dense(x)
-            dense.set_weights(layer.get_weights())
+    for layer in trained.head.layers:  # the numpy head's weights in Keras layers of the same names
+        dense = layers.Dense(layer.bias.shape[0], activation=layer.activation, name=layer.name)
+        x = dense(x)
+        dense.set_weights(layer.weights())
     return keras.Model(inputs, x, name=f"{base.name}_transfer")
 
 

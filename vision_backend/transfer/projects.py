@@ -96,10 +96,15 @@ class Project:
             self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
 
     # ---- examples -------------------------------------------------------------------------
-    def add_example(self, label: str, data: bytes, source: str = "", max_pixels: int = MAX_PIXELS) -> bool:
-        """Store one photo (checked to decode first) under ``label``; False if it was already there."""
+    def add_example(self, label: str, data: bytes, source: str = "", max_pixels: int = MAX_PIXELS,
+                    notes: list[str] | None = None, shown_as: str = "") -> bool:
+        """Store one photo (checked to decode first) under ``label``; False if it was already there.
+        What the person should know about the file ("frame 1 of 3") goes to ``notes``, naming it
+        ``shown_as`` (its path in an archive) or its ``source``."""
         label = check_name(label, "class name")
-        check_photo(data, source or "upload", max_pixels=max_pixels)  # refuse what cannot be read, store nothing
+        note = check_photo(data, shown_as or source or "upload", max_pixels=max_pixels)  # refuse what cannot be read
+        if note and notes is not None:
+            notes.append(note)
         with self.db.transaction() as db:
             digest = self.images.put(data)
             return self._record_example(db, label, digest, source)
@@ -112,13 +117,14 @@ class Project:
                             (class_id, digest, safe_part(Path(source).name, "photo") if source else "", time.time()))
         return cursor.rowcount == 1
 
-    def add_examples(self, label: str, photos: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
+    def add_examples(self, label: str, photos: Iterable[tuple[str, bytes]],
+                     notes: list[str] | None = None) -> tuple[int, list[str]]:
         """Several uploads added to ``label``: (how many were new, one message per photo refused), so
         one bad file among many is said and the rest are kept."""
         added, skipped = 0, []
         for name, data in photos:
             try:
-                added += self.add_example(label, data, name)
+                added += self.add_example(label, data, name, notes=notes)
             except ImageIntakeError as error:
                 skipped.append(str(error))
         return added, skipped
@@ -196,7 +202,7 @@ class Project:
                                             f"{safe_part(example.source, 'photo')}")
         return buffer.getvalue()
 
-    def import_zip(self, data: Any) -> tuple[int, list[str]]:
+    def import_zip(self, data: Any, notes: list[str] | None = None) -> tuple[int, list[str]]:
         """Add every photo of a ZIP laid out as ``<class>/<photo>``; returns (added, skipped with reasons)."""
         added, skipped = 0, []
         for item in class_images(data):
@@ -204,7 +210,8 @@ class Project:
                 skipped.append(str(item))
                 continue
             try:
-                added += self.add_example(item.label, item.data, _exported_source(item), MAX_ENTRY_PIXELS)
+                added += self.add_example(item.label, item.data, _exported_source(item), MAX_ENTRY_PIXELS, notes,
+                                          f"{item.label}/{item.name}")
             except ValueError as error:  # not a photo, or a name the rule refuses: said, the rest imported
                 skipped.append(f"{item.label}/{item.name}: {error}")
         return added, skipped

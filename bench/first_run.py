@@ -1,0 +1,115 @@
+"""The first run on a fresh machine: what is ready before anything is fetched, whether any page breaks before
+the files arrive, and how much the server writes to its log while a visitor walks through every page.
+
+``first_run_models_ready_offline``: cards (models and data sets) ready on an empty Keras cache, with nothing
+fetched: those that come in pip packages. ``unseeded_pages_with_error_box``: pages (all but the live camera
+page, which needs a browser's WebRTC) that show an exception or an error box under Streamlit's AppTest on an
+empty cache without the internet (every download fails at once with a one-line "no internet"; target 0).
+``server_log_lines_first_visit_all_pages``: lines in the log of a fresh ``streamlit run app.py`` (seeded
+cache, the environment a person's shell has: none of the harness's quiet-engine variables) after one visitor
+in Chromium clicks through every page once, each run to its end (target < 30).
+
+python bench/first_run.py [--quick]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from _harness import ROOT, Bench
+
+sys.path.insert(0, str(ROOT / "tests"))
+from vision_backend import fetch, models  # noqa: E402
+
+LINKS = {"Home": "Vision Lab", "Models and data": "Models and data", "CNN basics": "CNN basics",
+         "Train a CNN": "Train a CNN", "Pretrained CNNs": "Pretrained CNNs", "Transfer learning": "Transfer learning",
+         "Face detection": "Face detection", "Face recognition": "Face recognition",
+         "Object detection": "Object detection", "Live camera": "Live camera"}
+"""Each sidebar link and the heading its page shows."""
+QUIET_ENV = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "ABSL_MIN_LOG_LEVEL")
+
+
+@contextlib.contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """``os.environ`` with ``values`` set (None: removed) for the block, as it was after."""
+    def put(settings: dict[str, str | None]) -> None:
+        for key, value in settings.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    before = {key: os.environ.get(key) for key in values}
+    put(values)
+    try:
+        yield
+    finally:
+        put(before)
+
+
+def offline(url: str, target: Path, *args: object, **kwargs: object) -> Path:
+    raise fetch.FetchError(f"no internet: copy {Path(target).name} to {target}, or run `seed DIR`")
+
+
+def pages_with_error_box() -> tuple[int, list[str]]:
+    """AppTest on every page but the live one, on the (empty) cache in the environment; (count, which)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import AppTest
+
+    original = PagesManager.__init__
+
+    def navigation_mode(self, *args, **kwargs):  # as tests/conftest.py: app.py's navigation on every run
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__, fetch.download, download = navigation_mode, offline, fetch.download
+    broken = []
+    try:
+        for page in sorted(p for p in (ROOT / "pages").glob("[!_]*.py") if p.name != "live.py"):
+            app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+            app.run()
+            app.switch_page(str(page.relative_to(ROOT))).run()
+            if app.exception or app.error:
+                broken.append(f"{page.name}: {[e.value for e in [*app.exception, *app.error]][:2]}")
+    finally:
+        PagesManager.__init__, fetch.download = original, download
+    return len(broken), broken
+
+
+def server_log_lines(work: Path) -> tuple[int, str, list]:
+    """A fresh server, one visitor through every page: (log lines, the log, each page's outcome)."""
+    from browser_tools import streamlit_server, walk_pages
+
+    with environment(**dict.fromkeys(QUIET_ENV)), streamlit_server(work / "home", work) as server:
+        walked = walk_pages(server.url, LINKS)
+        log = server.log()
+    return len(log.splitlines()), log, walked
+
+
+def main() -> None:
+    bench = Bench("first_run", __doc__)
+    work = Path(tempfile.mkdtemp(prefix="first_run_"))
+    with environment(KERAS_HOME=str(work / "empty_keras"), VISION_LAB_HOME=str(work / "empty_home")):
+        ready = [c.name for c in models.CARDS if c.ready()]
+        bench.record("first_run_models_ready_offline", len(ready), "cards")
+        print(f"# {len(ready)} of {len(models.CARDS)} cards ready on an empty cache: {', '.join(ready)}")
+        count, broken = pages_with_error_box()
+        bench.record("unseeded_pages_with_error_box", count, "pages")
+        for line in broken:
+            print(f"# {line}")
+    lines, log, walked = server_log_lines(work)
+    bench.record("server_log_lines_first_visit_all_pages", lines, "lines")
+    print(f"# pages visited: {sum(ok for _, ok, _ in walked)} of {len(walked)} finished without an error box")
+    for link, ok, why in walked:
+        if not ok:
+            print(f"#   {link}: {why}")
+    print("# the server's log:\n" + "".join(f"#   {line}\n" for line in log.splitlines()[:60]))
+
+
+if __name__ == "__main__":
+    main()

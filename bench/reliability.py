@@ -1,0 +1,123 @@
+"""Many people at once, crashes and hostile input: the figures of issue 16.
+
+Eight visitors open eight pages together on a freshly started server (cold) and again (warm), the
+server's memory over five more rounds; SIGKILL at random points while photos are imported and faces
+enrolled (lost items, orphans, duplicates); two processes writing one project and one gallery; the
+peak memory of importing a hostile ZIP; files written outside ``$VISION_LAB_HOME`` by the main flows.
+The subprocesses are the crash tests' own (tests/test_reliability.py), counted here instead of asserted.
+
+python bench/reliability.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _harness import ROOT, Bench
+
+sys.path.insert(0, str(ROOT / "tests"))
+import browser_tools  # noqa: E402
+import test_reliability as crash  # noqa: E402
+
+from vision_backend.face_recognition.gallery import Gallery  # noqa: E402
+from vision_backend.paths import keras_home  # noqa: E402
+from vision_backend.transfer.projects import Project  # noqa: E402
+
+
+def server_rss_mb(pid: int) -> float:
+    return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:")) / 1024
+
+
+def visitors(bench: Bench, work: Path) -> None:
+    rounds = bench.repeats(5, 1)
+    with browser_tools.streamlit_server(work / "home", work) as server:
+        cold = browser_tools.eight_visitors(server.url, timeout_s=900)
+        bench.record("cold_concurrent_sessions_completed", sum(ok for _, ok, _ in cold), "of 8")
+        warm = browser_tools.eight_visitors(server.url, timeout_s=600)
+        bench.record("warm_concurrent_sessions_completed", sum(ok for _, ok, _ in warm), "of 8")
+        before = server_rss_mb(server.process.pid)
+        for _ in range(rounds):
+            browser_tools.eight_visitors(server.url, timeout_s=600)
+        bench.record(f"rss_growth_mb_after_{rounds}_rounds", server_rss_mb(server.process.pid) - before, "MB")
+        for path, ok, why in cold + warm:
+            if not ok:
+                print(f"# {path or 'home'}: {why}", flush=True)
+
+
+def project_damage(root: Path, saved: int) -> tuple[int, int, int]:
+    """(lost, orphans, duplicates) of the crash project after it is opened again."""
+    project = Project(root, "crash test", create=False)
+    examples = project.examples()
+    on_disk = {p.name for p in project.images.folder.iterdir()}
+    digests = [e.digest for e in examples]
+    pairs = [(e.label, e.digest) for e in examples]
+    lost = max(0, saved - len(examples)) + sum(not e.path.is_file() for e in examples)
+    return lost, len(on_disk - set(digests)), len(pairs) - len(set(pairs))
+
+
+def gallery_damage(root: Path, saved: int) -> tuple[int, int, int]:
+    gallery = Gallery(root)
+    rows = gallery.db.rows("SELECT person, recogniser, crop FROM faces")
+    crops = {p.name for p in gallery.crops.folder.iterdir()}
+    lost = max(0, saved - len(rows))
+    return lost, len(crops - {c for _, _, c in rows}), len(rows) - len(set(rows))
+
+
+def kills(bench: Bench, work: Path) -> None:
+    """SIGKILL at random moments: what each writer reported as saved, against what is there after reopening."""
+    rng, trials = random.Random(3), bench.repeats(8, 2)
+    lost = orphans = duplicates = 0
+    saved_photos = saved_faces = 0
+    for trial in range(trials):
+        child = crash.run_child(crash.IMPORT_PHOTOS, str(work / "p"), str(trial), "400")
+        saved_photos += len(crash.kill_at_random(child, rng))
+        saved_faces = max(saved_faces, len(crash.kill_at_random(crash.run_child(crash.ENROL_FACES, str(work / "g")),
+                                                                rng)))
+        for damage in (project_damage(work / "p", saved_photos), gallery_damage(work / "g", saved_faces)):
+            lost, orphans, duplicates = max(lost, damage[0]), orphans + damage[1], duplicates + damage[2]
+    bench.record("kill9_trials", 2 * trials, "kills")
+    bench.record("kill9_lost_items", lost, "items")
+    bench.record("kill9_orphans", orphans, "items")
+    bench.record("kill9_duplicates", duplicates, "items")
+
+
+def two_writers(bench: Bench, work: Path) -> None:
+    children = [crash.run_child(crash.WRITER, str(work / "w"), str(seed)) for seed in (1, 2)]
+    errors = sum(child.wait(timeout=900) != 0 for child in children)
+    project = Project(work / "w" / "projects", "shared", create=False)
+    missing = 300 - len(project.examples())
+    bench.record("two_process_write_errors", errors + abs(missing), "errors")
+
+
+def hostile_zip(bench: Bench, work: Path) -> None:
+    archive = crash.hostile_archive(work / "hostile.zip")
+    child = crash.run_child(crash.IMPORT_ZIP, str(work / "z"), str(archive))
+    out, _ = child.communicate(timeout=900)
+    bench.record("zip_bomb_peak_rss_rise_mb", json.loads(out.strip().splitlines()[-1])["rise_mb"], "MB")
+
+
+def outside_home(bench: Bench, work: Path) -> None:
+    home, temp = work / "h", work / "t"
+    home.mkdir()
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(home), TMPDIR=str(temp), KERAS_HOME=str(keras_home()),
+               VISION_LAB_HOME=str(work / "lab"))
+    subprocess.run([sys.executable, "-c", crash.MAIN_FLOWS], cwd=ROOT, env=env, capture_output=True, check=True)
+    bench.record("files_written_outside_home", sum(1 for _ in [*home.rglob("*"), *temp.rglob("*")]), "files")
+
+
+def main() -> None:
+    bench = Bench("reliability", __doc__)
+    for part in (kills, two_writers, hostile_zip, outside_home, visitors):
+        with tempfile.TemporaryDirectory() as work:
+            part(bench, Path(work))
+
+
+if __name__ == "__main__":
+    main()
