@@ -115,6 +115,21 @@ def ensure_ready(card: ModelCard) -> bool:
     return False
 
 
+WARM_MODELS = ("yunet", "dlib_hog", "viola_jones", "mtcnn", "nanodet_m", "dlib_resnet_face", "mobilenetv2_int8_onnx",
+               "mobilenet_v2_quant_tflite", "mobilenet_v2_notop")
+"""Loaded as the server starts, so a first visit does not wait for them (each is shared by every session)."""
+
+
+def warm_models() -> None:
+    for name in WARM_MODELS:
+        model = models.get(name)
+        if model.ready():
+            try:
+                model.runtime()
+            except Exception:  # noqa: BLE001 — a model that cannot load says so when a page needs it
+                log.exception("warming %s failed", name)
+
+
 def ready_model(name: str) -> Model | None:
     """The registered model ``name`` once its files are here (fetched on first use), else None."""
     model = models.get(name)

@@ -533,6 +533,7 @@ def test_verify_takes_every_file() -> None:
 
 
 def test_many_photos_take_every_file() -> None:
+    require_real("mobilenet_v2_quant_tflite")  # the table needs a classifier; on an empty cache the page says so
     app = start(PRETRAINED)
     assert failures(feed_many_photos(app, corpus())) == []
     table = next(d.value for d in app.dataframe if "top-5" in d.value.columns)

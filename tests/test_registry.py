@@ -185,6 +185,7 @@ def closed_port() -> int:
 def test_fetch_without_the_internet_is_one_line_per_model_and_an_exit_code(empty_cache: Path) -> None:
     proxy = f"http://127.0.0.1:{closed_port()}"  # every download goes nowhere, as on a machine offline
     env = dict(os.environ, KERAS_HOME=str(empty_cache), https_proxy=proxy, http_proxy=proxy, HTTPS_PROXY=proxy)
+    env.pop("VISION_LAB_OFFLINE", None)  # the downloads themselves must fail, and say so
     result = subprocess.run([sys.executable, "-m", "vision_backend.models", "fetch", "yunet", "mnist_t10k"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -155,14 +155,17 @@ WARM_UP: tuple[Callable[[], Any], ...] = (onnxruntime, dlib, litert, tensorflow,
 visit, while TensorFlow (about 4 s) imports behind them."""
 
 
-def warm_up(background: bool = True) -> None:
-    """Import every engine once, before sessions need them (in a background thread by default)."""
+def warm_up(background: bool = True, then: Callable[[], Any] | None = None) -> None:
+    """Import every engine once, before sessions need them (in a background thread by default), then
+    run ``then`` (the app loads its most used models there)."""
     global _WARMING
 
     def run() -> None:
         try:
             for engine in WARM_UP:
                 engine()
+            if then is not None:
+                then()
         finally:
             # the engines' millions of objects never change: frozen, they leave the full collection that
             # Streamlit runs after every script run (0.3-0.45 s with TensorFlow loaded, 0.15 s frozen)

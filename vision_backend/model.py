@@ -110,8 +110,13 @@ class Model:
         """Build the engine object from the card's files (``variant``: a choice among them)."""
         raise NotImplementedError
 
+    def default_variant(self) -> Any:
+        """The variant ``runtime()`` means without one (a model with one engine object: None)."""
+        return None
+
     def runtime(self, variant: Any = None) -> Any:
         """The loaded engine object, built once per process (and variant) under the model's lock."""
+        variant = self.default_variant() if variant is None else variant
         with self._lock:
             if variant not in self._loaded:
                 self.card.require()

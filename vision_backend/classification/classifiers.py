@@ -75,6 +75,9 @@ class ImageNetClassifier(Model):
         """Raw outputs -> (N, 1000) probabilities in Keras' ImageNet order."""
         return np.asarray(raw, np.float32)
 
+    def default_variant(self) -> str:
+        return self.engines[0]
+
     def load(self, engine: str | None = None) -> Runner:
         engine = engine or self.engines[0]
         if engine not in self.engines:

@@ -141,6 +141,9 @@ class ViolaJones(Detector):
     def variant(self, settings: dict[str, Any]) -> Any:
         return settings["cascade"]
 
+    def default_variant(self) -> str:
+        return self.param("cascade").default
+
     def infer(self, classifier: Any, image: np.ndarray, cascade: str, min_neighbors: int,
               **settings: Any) -> Detections:
         windows, factor = haar_windows(classifier, image, **settings)
