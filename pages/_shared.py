@@ -130,6 +130,15 @@ def warm_models() -> None:
                 log.exception("warming %s failed", name)
 
 
+def licence_note(card: ModelCard, detail: str = "") -> None:
+    """The card's title and licence under a model choice; a copyleft licence gets a plain-words warning."""
+    st.caption(f"{card.title} · licence **{card.licence}**{detail}")
+    if "AGPL" in card.licence:
+        st.warning(f"{card.title}'s weights are licensed **AGPL-3.0**: fine for learning and demos here; using "
+                   "them in a product you offer to others obliges you to publish that product's source.",
+                   icon=":material/gavel:")
+
+
 def ready_model(name: str) -> Model | None:
     """The registered model ``name`` once its files are here (fetched on first use), else None."""
     model = models.get(name)

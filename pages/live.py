@@ -5,7 +5,8 @@ from typing import Any
 
 import streamlit as st
 
-from pages._shared import ensure_ready, friendly_errors, keep, param_widgets, ready_model, start_page, workspace
+from pages._shared import (ensure_ready, friendly_errors, keep, licence_note, param_widgets, ready_model, start_page,
+                           workspace)
 from vision_backend import live
 
 live.preload_srtp()  # before aiortc: TensorFlow's SSL symbols would crash it
@@ -115,12 +116,7 @@ def object_task() -> live.ObjectTask | None:
     name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, key=keep("live_object_model", "nanodet_m"),
                     format_func=lambda k: OBJECT_DETECTORS[k].title,
                     help="NanoDet-m is the default. YOLOv8n-seg adds instance masks; its weights are AGPL-3.0.")
-    card = OBJECT_DETECTORS[name].card
-    st.caption(f"{card.title} · licence **{card.licence}**")
-    if "AGPL" in card.licence:
-        st.warning("YOLOv8n-seg's weights are licensed **AGPL-3.0**: fine for learning and demos here; using them "
-                   "in a product you offer to others obliges you to publish that product's source.",
-                   icon=":material/gavel:")
+    licence_note(OBJECT_DETECTORS[name].card)
     detector = ready_model(name)
     if detector is None:
         return None

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import current_photo, friendly_errors, keep, param_widgets, ready_model, start_page
+from pages._shared import current_photo, friendly_errors, keep, licence_note, param_widgets, ready_model, start_page
 from vision_backend import drawing
 from vision_backend.detections import Detections
 from vision_backend.intake import encode_png
@@ -73,11 +73,7 @@ def choose_detector() -> Detector | None:
                     help="NanoDet-m is the default. YOLOv8n-seg adds instance masks; its weights are AGPL-3.0. "
                          "Mask R-CNN (178 MB) is fetched the first time you pick it.")
     card = DETECTORS[name].card
-    st.caption(f"{card.title} · licence **{card.licence}** · input {card.input} · {card.accuracy}")
-    if "AGPL" in card.licence:
-        st.warning("YOLOv8n-seg's weights are licensed **AGPL-3.0**: fine for learning and demos here; using them "
-                   "in a product you offer to others obliges you to publish that product's source.",
-                   icon=":material/gavel:")
+    licence_note(card, f" · input {card.input} · {card.accuracy}")
     return ready_model(name)
 
 

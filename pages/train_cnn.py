@@ -29,6 +29,10 @@ def dataset_label(key: str) -> str:
     return d.title + ("" if d.card.ready() else " — not on this machine")
 
 
+KEEP_MODELS = 8
+"""Trained CNNs kept per workspace (the newest; older sessions' files go)."""
+
+
 def model_path(dataset_name: str, preset: str) -> Path:
     """This session's model file in the person's workspace: a short id kept for the session in the name,
     so two sessions (two tabs, two people on the local workspace) never overwrite each other's model."""
@@ -84,6 +88,7 @@ def finish(run: dict) -> None:
     run["evaluation"] = training.evaluate(run["model"], x_test, y_test)
     run["path"] = model_path(run["dataset"], run["preset"])
     run["model"].save(run["path"])
+    workspace().prune_models("cnn_*.keras", keep=KEEP_MODELS)
 
 
 def train_now(run: dict, train_set: tuple[np.ndarray, np.ndarray], settings: dict) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, friendly_errors, keep, start_page,
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep, start_page,
                            workspace)
 from vision_backend.archive import ArchiveError
 from vision_backend.classification import convert
@@ -110,9 +110,13 @@ def open_project() -> Project | None:
 
 
 def demo_button(space: Workspace, existing: list[str]) -> None:
-    if demo.DEMO_PROJECT in existing or not demo.DEMO_CLASSES.ready():
+    """The flowers demo in one click; its photos are fetched first when this machine has none yet."""
+    card = demo.DEMO_CLASSES
+    if demo.DEMO_PROJECT in existing or not (card.ready() or card.downloadable()):
         return
-    if st.button("Load the flowers demo project (5 classes x 50 real photos)", key="tl_demo", type="primary"):
+    first = "" if card.ready() else f" — fetched first ({card.download_size() / 1e6:.0f} MB, {card.licence})"
+    if st.button(f"Load the flowers demo project (5 classes x 50 real photos){first}", key="tl_demo",
+                 type="primary") and ensure_ready(card):
         with st.spinner("Adding the demo's photos…"):
             demo.load_demo_project(space.project(demo.DEMO_PROJECT))
         then_rerun(switch_to=demo.DEMO_PROJECT)

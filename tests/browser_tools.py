@@ -106,7 +106,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 90) ->
 # ---- eight visitors at once --------------------------------------------------------------------
 VISITS = {
     # url path: what the page shows once its main work is done
-    "": "Models and data",
+    "": "ready. Missing ones are fetched",  # the models table's caption, the last thing Home draws
     "cnn_basics": "MobileNetV2 layer",
     "train_cnn": "Done: test accuracy",
     "pretrained": "Top-1:",

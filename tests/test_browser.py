@@ -65,7 +65,7 @@ def choose_sample(tab, name: str) -> None:
 def test_home_then_another_page_with_a_sample_photo(page, tmp_path: Path) -> None:
     require_real("photos")
     sidebar = page.get_by_test_id("stSidebar")
-    assert page.get_by_text("Models and data").is_visible()
+    page.get_by_role("heading", name="Models and data").wait_for()
     sidebar.get_by_role("link", name="Face detection").click()
     page.get_by_role("heading", name="Face detection").wait_for()
     assert "face_detection" in page.url

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import ROOT, require_real
 from test_pages import start
-from vision_backend import engines, models, samples
+from vision_backend import engines, models, paths, samples
 from vision_backend.classification import CLASSIFIERS, Prediction, engine_agreement, gradcam, imagenet
-from vision_backend.classification.convert import converted_path, keras_to_onnx
+from vision_backend.classification.convert import converted_path, keras_to_onnx, tflite_to_onnx
 from vision_backend.imageops import PixelScaling, resize_square
 from vision_backend.intake import read_image
 from vision_backend.transfer import demo
@@ -56,7 +56,9 @@ def test_tflite_top5_on_the_sample_photos(tflite, photo) -> None:
 def test_tflite_converted_to_onnx_gives_the_same_answer(tflite) -> None:
     images = [samples.load_sample(n) for n in (CHELSEA, COFFEE, "Rocket (scikit-image)")]
     on_tflite, on_onnx = tflite.classify(images, "tflite"), tflite.classify(images, "onnx")
-    assert converted_path(TFLITE).is_file()
+    assert {p.engine for p in on_onnx} == {"onnx"}
+    assert tflite_to_onnx(tflite.card.path(), converted_path(TFLITE)).is_file(), "converted into the app's folder"
+    assert converted_path(TFLITE).is_relative_to(paths.app_home())
     for a, b in zip(on_tflite, on_onnx):
         assert labels(a) == labels(b)
         assert np.abs(a.probabilities - b.probabilities).max() <= 2 / 256, "same int8 arithmetic"

@@ -198,11 +198,9 @@ def test_every_mapped_card_exists() -> None:
 
 
 # ---- the flowers demo, built from TensorFlow's archive ------------------------------------------------
-def test_the_flowers_build_keeps_the_registered_photos_of_the_original_archive(
-        server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    """An archive in flower_photos.tgz's layout (flower_photos/roses/<photo>.jpg, plural folders) made of
-    the shared demo photos plus files we do not keep, served locally: the build keeps exactly the 250
-    registered files under our folder names, checked against the manifest, and removes the archive."""
+def serve_flowers(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Serve, on 127.0.0.1, an archive in flower_photos.tgz's layout (flower_photos/roses/<photo>.jpg, plural
+    folders) made of the shared demo photos plus files we do not keep, and point the demo at it."""
     from vision_backend.transfer import demo
 
     shared = require_shared() / "data" / "demo-classes"
@@ -218,6 +216,15 @@ def test_the_flowers_build_keeps_the_registered_photos_of_the_original_archive(
         tar.add(first, "flower_photos/LICENSE.txt")
     serve_folder(server, {"/flower_photos.tgz": buffer.getvalue()})
     monkeypatch.setattr(demo, "FLOWER_PHOTOS", url(server, "/flower_photos.tgz"))
+
+
+def test_the_flowers_build_keeps_the_registered_photos_of_the_original_archive(
+        server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """The build keeps exactly the 250 registered files under our folder names, checked against the manifest,
+    and removes the archive."""
+    from vision_backend.transfer import demo
+
+    serve_flowers(server, monkeypatch)
     outcome = fetch.ensure(demo.DEMO_CLASSES)
     assert outcome.ok, outcome.message
     built = demo.DEMO_CLASSES.files[0].local
@@ -244,3 +251,23 @@ def test_a_flowers_archive_missing_a_registered_photo_is_refused(
     assert not outcome.ok and "is missing" in outcome.message and "\n" not in outcome.message
     assert not demo.DEMO_CLASSES.files[0].local.parent.exists() or \
         not list(demo.DEMO_CLASSES.files[0].local.parent.iterdir()), "nothing left in the cache"
+
+
+def test_the_flowers_demo_button_fetches_the_photos_first_on_an_empty_cache(
+        server: Server, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """One click on a fresh machine: the button says the photos come first, fetches them, and the project
+    is there with its 250 photos."""
+    from vision_backend.transfer import demo
+    from vision_backend.workspace import Workspace
+
+    monkeypatch.setenv("VISION_LAB_HOME", str(tmp_path / "home"))
+    serve_flowers(server, monkeypatch)
+    assert not demo.DEMO_CLASSES.ready()
+    app = start("pages/transfer_learning.py")
+    button = app.button(key="tl_demo")
+    assert "fetched first" in button.label and "MB" in button.label
+    button.click().run(timeout=300)
+    assert_clean(app)
+    assert demo.DEMO_CLASSES.ready()
+    project = Workspace.local().project(demo.DEMO_PROJECT)
+    assert sorted(project.counts().items()) == [(c, 50) for c in ("daisy", "dandelion", "rose", "sunflower", "tulip")]

@@ -49,3 +49,16 @@ def test_visits_untouched_for_a_while_are_removed(home: Path) -> None:
         os.utime(path, (long_ago, long_ago))
     assert remove_expired_visits(2 * 3600) == 1
     assert not old.root.exists() and fresh.root.exists()
+
+
+def test_models_saved_per_session_keep_only_the_newest(home: Path) -> None:
+    space = Workspace.local()
+    for i in range(5):
+        path = space.models_dir / f"cnn_mnist_deck_{i}.keras"
+        path.write_bytes(b"model")
+        os.utime(path, (1_000 + i, 1_000 + i))
+    (space.models_dir / "export.onnx").write_bytes(b"other")
+    removed = space.prune_models("cnn_*.keras", keep=2)
+    assert sorted(p.name for p in removed) == [f"cnn_mnist_deck_{i}.keras" for i in range(3)]
+    assert sorted(p.name for p in space.models_dir.iterdir()) == ["cnn_mnist_deck_3.keras", "cnn_mnist_deck_4.keras",
+                                                                  "export.onnx"]

@@ -62,6 +62,14 @@ class Workspace:
     def models_dir(self) -> Path:
         return self.folder("models")
 
+    def prune_models(self, pattern: str, keep: int) -> list[Path]:
+        """Delete all but the ``keep`` newest files matching ``pattern`` in the models folder, so that a
+        model saved per session (two tabs never overwrite each other) does not pile up; returns the removed."""
+        files = sorted(self.models_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[keep:]:
+            old.unlink(missing_ok=True)
+        return files[keep:]
+
 
 def remove_expired_visits(max_age_s: float) -> int:
     """Delete visit workspaces untouched for ``max_age_s`` seconds; returns how many went."""
