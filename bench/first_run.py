@@ -7,17 +7,21 @@ page, which needs a browser's WebRTC) that show an exception or an error box und
 empty cache without the internet (every download fails at once with a one-line "no internet"; target 0).
 ``server_log_lines_first_visit_all_pages``: lines in the log of a fresh ``streamlit run app.py`` (seeded
 cache, the environment a person's shell has: none of the harness's quiet-engine variables) after one visitor
-in Chromium clicks through every page once, each run to its end (target < 30).
+in Chromium clicks through every page once, each run to its end (target < 30). ``quick_tests_s``: the README's
+quick subset (``pytest -q -m "not slow"``) on an empty cache offline, as CI's first step runs it (target < 180);
+``full_tests_s`` (with ``--full-tests``): the README's test command on the seeded cache with real weights required.
 
-python bench/first_run.py [--quick]
+python bench/first_run.py [--quick] [--full-tests]
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -91,8 +95,29 @@ def server_log_lines(work: Path) -> tuple[int, str, list]:
     return len(log.splitlines()), log, walked
 
 
+def test_seconds(work: Path, *args: str, **env: str) -> float:
+    """Wall time of ``python -m pytest -q ARGS`` in a fresh workspace; a failing suite is an error, not a figure."""
+    env = dict(os.environ, VISION_LAB_HOME=str(work / "tests_home"), **env)
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                            env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    print(f"# pytest {' '.join(args)}: {result.stdout.strip().splitlines()[-1]}", flush=True)
+    if result.returncode != 0:
+        raise SystemExit(f"the tests failed:\n{result.stdout[-3000:]}")
+    return seconds
+
+
+def suite_times(bench: Bench, work: Path, full: bool) -> None:
+    bench.record("quick_tests_s", test_seconds(work, "-m", "not slow", KERAS_HOME=str(work / "tests_keras"),
+                                               VISION_LAB_OFFLINE="1"), "s")
+    if full:
+        bench.record("full_tests_s", test_seconds(work, VISION_REQUIRE_WEIGHTS="1"), "s")
+
+
 def main() -> None:
-    bench = Bench("first_run", __doc__)
+    bench = Bench("first_run", __doc__, extra=lambda parser: parser.add_argument(
+        "--full-tests", action="store_true", help="also time the full suite (about a quarter of an hour)"))
     work = Path(tempfile.mkdtemp(prefix="first_run_"))
     with environment(KERAS_HOME=str(work / "empty_keras"), VISION_LAB_HOME=str(work / "empty_home")):
         ready = [c.name for c in models.CARDS if c.ready()]
@@ -109,6 +134,8 @@ def main() -> None:
         if not ok:
             print(f"#   {link}: {why}")
     print("# the server's log:\n" + "".join(f"#   {line}\n" for line in log.splitlines()[:60]))
+    if not bench.quick:
+        suite_times(bench, work, bench.args.full_tests)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,41 @@ settings, alternated in the same run. Ratios are the figures to compare across d
 """
 
 
+TARGETS: tuple[tuple[str, str, float, int], ...] = (
+    # figure, ">=" or "<=", target, issue
+    ("cold_concurrent_sessions_completed", ">=", 8, 16), ("warm_concurrent_sessions_completed", ">=", 8, 16),
+    ("rss_growth_mb_after_5_rounds", "<=", 100, 16), ("kill9_trials", ">=", 10, 16), ("kill9_lost_items", "<=", 0, 16),
+    ("kill9_orphans", "<=", 0, 16), ("kill9_duplicates", "<=", 0, 16), ("two_process_write_errors", "<=", 0, 16),
+    ("zip_bomb_peak_rss_rise_mb", "<=", 200, 16), ("files_written_outside_home", "<=", 0, 16),
+    ("unseeded_pages_with_error_box", "<=", 0, 17), ("quick_tests_s", "<=", 180, 17),
+    ("server_log_lines_first_visit_all_pages", "<=", 30, 17), ("onnx_classifier_load_rss_mb", "<=", 250, 17),
+    ("page_switch_warm_s", "<=", 1.0, 18), ("first_visit_after_start_s", "<=", 5, 18),
+    ("face_detection_slider_rerun_s", "<=", 0.5, 18), ("flowers_demo_page_train_s", "<=", 3, 18),
+    ("flowers_demo_accuracy", ">=", 0.872, 18), ("bad_inputs_tried", ">=", 40, 18),
+    ("bad_inputs_with_crash_box", "<=", 0, 18),
+    ("live_yunet_fps", ">=", 25, 19), ("live_hog_fps", ">=", 10, 19), ("live_mtcnn_fps", ">=", 8, 19),
+    ("live_nanodet_fps", ">=", 15, 19), ("live_yolov8n_seg_fps", ">=", 8, 19),
+    ("live_recognition_5_faces_fps", ">=", 4, 19), ("live_transfer_head_fps", ">=", 20, 19),
+    ("live_browser_yunet_fps", ">=", 20, 19),
+    ("batch_classify_photos_per_s", ">=", 200, 20), ("batch_faces_photos_per_s", ">=", 100, 20),
+    ("batch_objects_photos_per_s", ">=", 70, 20), ("batch_ray_vs_local_ratio", ">=", 0.7, 20),
+    ("batch_classify_vs_raw", "<=", 1.1, 20),
+)
+"""The issues' targets, checked against each figure's latest full run."""
+
+
+def targets(figures: dict[str, measured.Figure]) -> list[str]:
+    """The issues' targets as a table: the latest value beside each, met or not (or not measured yet)."""
+    lines = ["## Targets from the issues", "", "| issue | figure | target | latest | met |", "|--:|---|---|--:|---|"]
+    for name, op, goal, issue in TARGETS:
+        figure = figures.get(name)
+        met = "not measured" if figure is None else (
+            "yes" if (figure.value >= goal if op == ">=" else figure.value <= goal) else "**no**")
+        value = "" if figure is None else f"{_cell(figure)} ({figure.date})"
+        lines.append(f"| #{issue} | `{name}` | {op} {goal:g} | {value} | {met} |")
+    return lines + [""]
+
+
 def _cell(figure: measured.Figure) -> str:
     return f"{figure.value:.4g}" if abs(figure.value) < 10 else f"{figure.value:,.2f}"
 
@@ -49,6 +84,7 @@ def report(figures: dict[str, measured.Figure]) -> str:
     with_ratio = sum(f.vs_raw is not None for f in times)
     lines = [HEADER, f"Times with their ratio beside them: {with_ratio} of {len(times)} (a cold load or a "
                      "whole-pipeline time has no bare call to compare with; runs before the harness had no ratios).\n"]
+    lines += targets(figures)
     for bench, rows in measured.by_bench(figures.values()).items():
         lines += [f"## {bench}", "", f"`python bench/{bench}.py`", "", *table(rows), ""]
     if not figures:
