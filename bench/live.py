@@ -124,9 +124,10 @@ def browser(bench: Bench) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="live_browser_"))
     camera = page.write_y4m(work / "group.y4m", samples.load_sample("group_7faces_family.jpg"))
-    for url, _server in page.start_server(work / "home", work / "streamlit.log"):
-        with sync_playwright() as driver:
-            chromium, tab = page.open_live_page(driver, camera, url)
+    with page.streamlit_server(work / "home", work) as server, sync_playwright() as driver:
+        chromium, tab = page.open_live_page(driver, camera, server.url)
+        try:
+            page.wait_for_tensorflow(server.process.pid)  # the server's warm-up done: a steady state
             page.go_live(tab)
             page.press_start(tab)
             page.wait_for_report(tab, lambda r: r["processed"] >= 10)
@@ -134,6 +135,7 @@ def browser(bench: Bench) -> None:
             for _ in range(8 if bench.quick else 30):
                 time.sleep(0.5)
                 readings.append(page.reported(tab)["fps"])
+        finally:
             chromium.close()
     bench.record("live_browser_yunet_fps", statistics.median(readings), "FPS")
 

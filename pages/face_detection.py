@@ -66,10 +66,16 @@ def detector_column(name: str, photo: np.ndarray) -> None:
 def detect_tab(name: str, photo: np.ndarray) -> None:
     chosen = st.multiselect("Detectors", list(DETECTORS), key=keep("fd_chosen", list(DETECTORS)),
                             format_func=lambda k: DETECTORS[k].title)
-    for row in range(0, len(chosen), 2):  # two a row: each result large enough to read its boxes
-        for column, detector in zip(st.columns(2, gap="medium"), chosen[row : row + 2]):
-            with column:
-                detector_column(detector, photo)
+    cells = [cell for row in range(0, len(chosen), 2)  # two a row: each result large enough to read its boxes
+             for cell in zip(st.columns(2, gap="medium"), chosen[row : row + 2])]
+    waiting = {d: column.empty() for column, d in cells if not DETECTORS[d].engines_loaded()}
+    for detector, note in waiting.items():
+        note.caption(f"{DETECTORS[detector].title}: its engine is still loading (first visit after a restart)…")
+    for column, detector in sorted(cells, key=lambda cell: cell[1] in waiting):  # the ones that cannot wait first
+        with column:
+            detector_column(detector, photo)
+        if detector in waiting:
+            waiting[detector].empty()
     st.caption("Box labels: Viola-Jones shows how many overlapping windows voted for the face (its "
                "minNeighbors counts these); the others show their own confidence, 0 to 1 (HOG: the SVM margin).")
     ready = [k for k in chosen if DETECTORS[k].ready()]

@@ -296,3 +296,32 @@ def test_one_detector_instance_is_safe_from_many_threads(real_model) -> None:
     with ThreadPoolExecutor(8) as pool:
         counts = list(pool.map(lambda i: len(yunet.detect(photos[i % 2])), range(64)))
     assert counts == [expected[i % 2] for i in range(64)]
+
+
+def test_a_detector_whose_engine_still_loads_is_run_after_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after a restart TensorFlow is still importing: Viola-Jones, HOG and YuNet are drawn first, MTCNN
+    (which needs TensorFlow) last in its own place, so the first visit does not wait for TensorFlow to show them."""
+    require_real("photos")
+    from test_pages import start
+
+    from vision_backend import engines
+    from vision_backend.intake import encode_png
+    from vision_backend.model import Detector
+
+    order: list[str] = []
+    detect = Detector.detect
+    monkeypatch.setattr(Detector, "detect", lambda self, *a, **k: order.append(self.name) or detect(self, *a, **k))
+    photo = samples.load_sample("group_3faces.jpg").copy()
+    photo[0, 0] = np.random.default_rng().integers(0, 255, 3)  # a photo no earlier run has cached
+    app = start("pages/face_detection.py")
+    app.sidebar.radio(key="photo_source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="photo_upload").upload("fresh.png", encode_png(photo), "image/png")
+    monkeypatch.delitem(engines._READY, "mtcnn")  # as before the server's warm-up reached it
+    order.clear()
+    app.run()
+    assert not app.exception and set(order) == set(DETECTORS), order
+    first = {name: order.index(name) for name in DETECTORS}
+    assert first["mtcnn"] == max(first.values()), order
+    captions = [c.value for c in app.caption]
+    assert not any("still loading" in c for c in captions), "the note goes once the detector is drawn"
+    assert any(c.startswith("MTCNN: ") and "face(s)" in c for c in captions)

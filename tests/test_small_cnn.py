@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import require_real
+from conftest import ROOT, require_real
 from test_pages import start
-from vision_backend import metrics, models
+from vision_backend import engines, metrics, models
 from vision_backend.intake import encode_png
 from vision_backend.small_cnn import data, networks, training
 from vision_backend.small_cnn.digits import prepare_digit
@@ -52,6 +54,18 @@ def test_data_sets_read_as_keras_reads_them(digits) -> None:
     raw = data.read_idx(models.card("mnist_t10k").path(1))
     assert raw[:5].tolist() == [7, 2, 1, 0, 4], "the MNIST test set starts 7, 2, 1, 0, 4"
     assert data.scale(dx[:2]).shape == (2, 28, 28, 1) and data.scale(dx[:2]).max() <= 1.0
+
+
+def test_fashion_mnist_is_keras_own_arrays_read_without_tensorflow() -> None:
+    """The page shows the data while TensorFlow still loads: the same arrays as ``keras.datasets``, no import."""
+    require_real("fashion_mnist")
+    code = ("import sys; from vision_backend.small_cnn import data; (x, y), (xt, yt) = data.load('fashion_mnist'); "
+            "print(int(x.sum()), int(y.sum()), int(xt.sum()), int(yt.sum()), 'tensorflow' in sys.modules)")
+    ours = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    (x, y), (x_test, y_test) = engines.keras().datasets.fashion_mnist.load_data()
+    assert ours.stdout.split() == [str(int(a.sum())) for a in (x, y, x_test, y_test)] + ["False"]
+    (ox, oy), (ox_test, oy_test) = data.load("fashion_mnist")
+    assert all(np.array_equal(a, b) for a, b in ((x, ox), (y, oy), (x_test, ox_test), (y_test, oy_test)))
 
 
 def test_a_subset_sees_every_class_and_is_repeatable() -> None:

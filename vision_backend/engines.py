@@ -182,5 +182,10 @@ def warm_up(background: bool = True, then: Callable[[], Any] | None = None) -> N
         _WARMED.wait()
 
 
+def loaded(*names: str) -> bool:
+    """True when every engine named (``"tensorflow"``, ``"mtcnn"``...) is imported: a call then never waits."""
+    return all(name in _READY for name in names)
+
+
 def warmed() -> bool:
     return _WARMED.is_set()

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from vision_backend import engines
 from vision_backend.cards import ModelCard
 
 
@@ -84,6 +85,9 @@ class Model:
     """True when the loaded engine may be called from several threads at once (ONNX Runtime)."""
     short_title: str = ""
     """The name pages show (the card's title when empty)."""
+    needs: tuple[str, ...] = ()
+    """The engines its loader imports (``engines`` names): a page draws the models that need none still
+    loading first, so a first visit after a restart does not wait for TensorFlow to show them."""
 
     def __init__(self, **attributes: Any):
         for key, value in attributes.items():
@@ -104,6 +108,10 @@ class Model:
 
     def ready(self) -> bool:
         return self.card.ready()
+
+    def engines_loaded(self) -> bool:
+        """True when calling the model cannot wait for an engine's import (see ``needs``)."""
+        return engines.loaded(*self.needs)
 
     # ---- loading ---------------------------------------------------------------------------
     def load(self, variant: Any = None) -> Any:

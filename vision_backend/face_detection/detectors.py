@@ -186,6 +186,8 @@ class DlibHOG(Detector):
     WINDOW = 80
     """The detector's window in pixels: the smallest face box it reports in the image it searches."""
 
+    needs = ("dlib",)
+
     card = ModelCard(
         name="dlib_hog", title="dlib HOG + linear SVM face detector", task="face detection", source="package",
         package="dlib", licence="Boost (dlib)", input="RGB or grey, any size; 80x80 sliding window over a pyramid",
@@ -275,6 +277,7 @@ class MTCNN(Detector):
     """MTCNN's three-net cascade (P-Net, R-Net, O-Net): boxes, confidence and five landmarks."""
 
     short_title = "MTCNN"
+    needs = ("tensorflow", "mtcnn")
 
     card = ModelCard(
         name="mtcnn", title="MTCNN (P-Net, R-Net, O-Net)", task="face detection + 5 landmarks", source="package",

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from vision_backend import engines
 from vision_backend.cards import AssetFile, ModelCard, shared_file
 
 FASHION_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -81,12 +80,16 @@ def read_idx(path: Any) -> np.ndarray:
 
 
 def load(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``(x_train, y_train), (x_test, y_test)`` as uint8 28x28 images, read the way Keras reads them."""
-    DATASETS[name].card.require()
+    """``(x_train, y_train), (x_test, y_test)`` as uint8 28x28 images: the arrays ``keras.datasets`` returns, read
+    from the same files without importing Keras, so a page can show the data while TensorFlow still loads."""
+    card = DATASETS[name].card
+    card.require()
     if name == "fashion_mnist":
-        return engines.keras().datasets.fashion_mnist.load_data()
+        x_train, y_train, x_test, y_test = (read_idx(card.path(i)) for i in (1, 0, 3, 2))
+        return (x_train, y_train), (x_test, y_test)
     if name == "mnist":
-        return engines.keras().datasets.mnist.load_data()
+        with np.load(card.path(), allow_pickle=False) as npz:
+            return (npz["x_train"], npz["y_train"]), (npz["x_test"], npz["y_test"])
     images, labels = read_idx(MNIST_T10K.path(0)), read_idx(MNIST_T10K.path(1))
     order = np.random.default_rng(0).permutation(len(images))  # the set's two halves differ in writers: shuffle
     train, test = order[:8000], order[8000:]
