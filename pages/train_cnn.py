@@ -128,11 +128,11 @@ def train_tab() -> None:
         return
     (x_train, y_train), (x_test, _) = dataset(name)
     classes = data.DATASETS[name].classes
+    data_preview(x_train, y_train, len(x_test), classes)  # first: it needs no TensorFlow, the network does
     settings = training_settings(len(x_train))
     table = network_table(preset, len(classes))
     with st.expander(f"The network: {len(table)} layers, {int(table['parameters'].sum()):,} parameters"):
         st.dataframe(table, hide_index=True, width="stretch")
-    data_preview(x_train, y_train, len(x_test), classes)
     if st.button("Train", type="primary", key="cnn_train", icon=":material/play_arrow:"):
         start = int(np.random.default_rng().integers(2**31))  # each Train a network of its own, not a replay
         run = {"model": networks.build(preset, len(classes), seed=start), "history": {}, "dataset": name,
