@@ -14,6 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
 
 import numpy as np
 import streamlit as st
@@ -102,8 +103,9 @@ def ensure_ready(card: ModelCard) -> bool:
 
     def progress(asset: Any, done: int, total: int | None) -> None:
         share = done / total if total else 0.0
+        source = f" from {urlparse(asset.url).netloc}" if getattr(asset, "url", None) else ""
         bar.progress(min(share, 1.0), f"Getting {card.title}: {asset.name} {done / 1e6:.1f}"
-                                      f"{f' of {total / 1e6:.1f}' if total else ''} MB · {card.licence}")
+                                      f"{f' of {total / 1e6:.1f}' if total else ''} MB{source} · {card.licence}")
 
     outcome = fetch.ensure(card, progress) if card.downloadable() else None
     bar.empty()

@@ -44,8 +44,8 @@ class NameTaken(ValueError):
 def check_name(name: str, what: str = "name") -> str:
     """``name`` stripped, or :class:`InvalidName` if it cannot name a class, person or project.
 
-    Printable characters only, no path separators, at most 100 characters, not ``.``/``..``:
-    names become folder names in exports, and a name must never leave its folder.
+    Printable characters only, no path separators, at most 100 characters and 255 bytes, no leading dot,
+    not ``__MACOSX``: names become folder names in exports, and a name must never leave its folder.
     """
     if not isinstance(name, str):
         raise InvalidName(f"A {what} must be text.")
@@ -226,6 +226,17 @@ class Database:
 
     def integrity(self) -> str:
         return self.rows("PRAGMA integrity_check")[0][0]
+
+    def rename(self, sql: str, args: tuple[Any, ...], taken: str) -> None:
+        """One renaming ``UPDATE`` in its own transaction; a name already in use raises :class:`NameTaken`
+        with ``taken`` (the person's words), never SQLite's IntegrityError."""
+        try:
+            with self.transaction() as db:
+                db.execute(sql, args)
+        except sqlite3.IntegrityError as error:
+            if unique_violation(error):
+                raise NameTaken(taken) from None
+            raise
 
 
 def unique_violation(error: sqlite3.IntegrityError) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vision_backend.intake import encode_png
-from vision_backend.storage import BlobStore, Database, NameTaken, check_name, unique_violation
+from vision_backend.storage import BlobStore, Database, check_name
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
@@ -53,13 +53,8 @@ class Gallery:
 
     def rename(self, person: int, name: str) -> None:
         name = check_name(name, "person's name")
-        try:
-            with self.db.transaction() as db:
-                db.execute("UPDATE people SET name = ? WHERE id = ?", (name, person))
-        except sqlite3.IntegrityError as error:
-            if unique_violation(error):
-                raise NameTaken(f"Someone called “{name}” is already enrolled; pick another name.") from None
-            raise
+        self.db.rename("UPDATE people SET name = ? WHERE id = ?", (name, person),
+                       f"Someone called “{name}” is already enrolled; pick another name.")
 
     def delete_person(self, person: int) -> None:
         with self.db.transaction() as db:

@@ -26,8 +26,8 @@ import numpy as np
 from vision_backend.archive import MAX_ENTRY_PIXELS, Entry, Skipped, class_images
 from vision_backend.imageops import centre_crop
 from vision_backend.intake import MAX_PIXELS, ImageIntakeError, check_photo, read_image_file
-from vision_backend.storage import (BlobStore, Database, FeatureCache, NameTaken, atomic_path, atomic_write,
-                                    check_name, safe_part, unique_violation)
+from vision_backend.storage import (BlobStore, Database, FeatureCache, atomic_path, atomic_write, check_name,
+                                    safe_part)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
@@ -82,13 +82,8 @@ class Project:
 
     def rename_class(self, old: str, new: str) -> None:
         new = check_name(new, "class name")
-        try:
-            with self.db.transaction() as db:
-                db.execute("UPDATE classes SET name = ? WHERE name = ?", (new, old))
-        except sqlite3.IntegrityError as error:
-            if unique_violation(error):
-                raise NameTaken(f"There is already a class called “{new}”; pick another name.") from None
-            raise
+        self.db.rename("UPDATE classes SET name = ? WHERE name = ?", (new, old),
+                       f"There is already a class called “{new}”; pick another name.")
 
     def delete_class(self, name: str) -> None:
         with self.db.transaction() as db:
