@@ -196,10 +196,24 @@ class Database:
     def connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT_S, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
+        self._write_ahead_log(db)
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         return db
+
+    def _write_ahead_log(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL, retrying while another process holds the file: the switch needs the file to itself
+        and SQLite answers "database is locked" at once, without its busy timeout, when two processes open
+        a new catalogue together."""
+        deadline = time.monotonic() + self.BUSY_TIMEOUT_S
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
