@@ -3,7 +3,9 @@ annotated faces.
 
 Each detector at its page defaults, and Viola-Jones also in its thorough setup (``haar_thorough_*``).
 ``*_vs_raw``: the detector object's time over the library's own call at the same settings (the product's
-overhead: resizing, checks, the Detections structure). ``*_scaled_photos_recall_min`` / ``_median``: recall
+overhead: resizing, checks, the Detections structure; for YuNet, ONNX Runtime's ``run`` on the padded blob).
+``yunet_vs_opencv_640x480_*``: YuNet beside OpenCV's FaceDetectorYN (the engine it left) on the same file, as
+``_raw_ms`` (FaceDetectorYN) and ``_vs_raw`` (ours over it). ``*_scaled_photos_recall_min`` / ``_median``: recall
 over the same photos resized to 80-120%, which tells a detector that finds faces from a setting that only
 suits these 17 faces at one size.
 
@@ -20,6 +22,7 @@ from _harness import Bench
 from vision_backend import samples  # noqa: E402
 from vision_backend.face_detection import DETECTORS  # noqa: E402
 from vision_backend.face_detection import evaluate as fde  # noqa: E402
+from vision_backend.face_detection.detectors import yunet_blob  # noqa: E402
 from vision_backend.imageops import fit_long_side  # noqa: E402
 
 FIGURES = {"viola_jones": "haar", "dlib_hog": "hog", "mtcnn": "mtcnn", "yunet": "yunet"}
@@ -40,9 +43,16 @@ def bare_call(name: str, photo: np.ndarray, settings: dict):
         return lambda: detector.runtime().run(work, settings["upsample"], settings["threshold"])
     if name == "mtcnn":
         return lambda: detector.runtime().detect_faces(photo, min_face_size=settings["min_face_size"])
-    yunet = detector.runtime()
+    session = detector.runtime()
+    blob = {session.get_inputs()[0].name: yunet_blob(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))}
+    return lambda: session.run(None, blob)
+
+
+def opencv_yunet(photo: np.ndarray, settings: dict):
+    """OpenCV's own FaceDetectorYN on the same file and settings: the engine YuNet ran on before ONNX Runtime."""
+    yunet = cv2.FaceDetectorYN.create(str(DETECTORS["yunet"].card.path()), "", (photo.shape[1], photo.shape[0]),
+                                      settings["score_threshold"], settings["nms_threshold"], 5000)
     bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
-    yunet.setInputSize((photo.shape[1], photo.shape[0]))
     return lambda: yunet.detect(bgr)
 
 
@@ -56,6 +66,9 @@ def main() -> None:
         settings = detector.settings(overrides)
         bench.compare(f"{figure}_640x480", lambda: detector.detect(photo, **settings),
                       bare_call(name, photo, settings), repeats=bench.repeats(21, 5))
+        if name == "yunet":
+            bench.compare("yunet_vs_opencv_640x480", lambda: detector.detect(photo, **settings),
+                          opencv_yunet(photo, settings), repeats=bench.repeats(21, 5))
         measured = fde.measure_group_photos(detector, settings)
         bench.record(f"{figure}_group_photos_recall", measured.evaluation.recall, "fraction")
         bench.record(f"{figure}_group_photos_precision", measured.evaluation.precision, "fraction")

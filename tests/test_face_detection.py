@@ -285,8 +285,8 @@ def test_settings_are_checked_against_the_parameters() -> None:
 
 
 def test_one_detector_instance_is_safe_from_many_threads(real_model) -> None:
-    """YuNet's engine keeps the input size of its last call: two photos of different sizes detected
-    from several threads at once must each get their own faces (the model's lock)."""
+    """Two photos of different sizes detected from several threads at once each get their own faces
+    (YuNet's session is shared without a lock: nothing of a call may stay behind in it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     require_real("photos")
@@ -325,3 +325,33 @@ def test_a_detector_whose_engine_still_loads_is_run_after_the_others(monkeypatch
     captions = [c.value for c in app.caption]
     assert not any("still loading" in c for c in captions), "the note goes once the detector is drawn"
     assert any(c.startswith("MTCNN: ") and "face(s)" in c for c in captions)
+
+
+@pytest.mark.parametrize("max_side", [640, 320, 1000])
+def test_yunet_gives_opencv_face_detector_yn_rows(real_model, max_side: int) -> None:
+    """YuNet on ONNX Runtime with its decoding written out gives FaceDetectorYN's rows (boxes, landmarks,
+    scores, which faces NMS keeps) on every staged photo, at several working sizes and thresholds."""
+    import cv2
+
+    from vision_backend.imageops import fit_long_side
+
+    require_real("photos")
+    yunet = real_model("yunet")
+    assert yunet.runtime().get_inputs()[0].shape == [1, 3, "height", "width"], "ONNX Runtime at the photo's size"
+    reference = cv2.FaceDetectorYN.create(str(yunet.card.path()), "", (320, 320), 0.7, 0.3, 5000)
+    compared = 0
+    for name in samples.sample_names():
+        image = samples.load_sample(name)
+        for threshold in (0.7, 0.3):
+            small, factor = fit_long_side(image, max_side)
+            reference.setInputSize((small.shape[1], small.shape[0]))
+            reference.setScoreThreshold(threshold)
+            rows = reference.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1]
+            rows = np.zeros((0, 15), np.float32) if rows is None else rows
+            mine = yunet.infer(yunet.runtime(), image, threshold, 0.3, max_side).scaled(1 / factor)
+            assert len(mine) == len(rows), (name, threshold)
+            np.testing.assert_allclose(mine.boxes, np.c_[rows[:, :2], rows[:, :2] + rows[:, 2:4]], atol=1e-3)
+            np.testing.assert_allclose(mine.landmarks.reshape(-1, 10), rows[:, 4:14], atol=1e-3)
+            np.testing.assert_allclose(mine.scores, rows[:, 14], atol=1e-5)
+            compared += len(rows)
+    assert compared >= 40, "the staged photos hold dozens of faces at these settings"

@@ -463,3 +463,21 @@ def test_a_one_pixel_photo_breaks_no_tab() -> None:
     assert app.session_state.photo[1].shape == (48, 64, 3) and not [i for i in app.info if "too small" in i.value]
     assert app.slider(key="iou_a_x").value == 63 and app.slider(key="anchor_x").value == 63, \
         "kept positions are moved into the smaller photo"
+
+
+def test_constant_weights_frees_the_weights_nanodet_lists_as_inputs(real_model) -> None:
+    """NanoDet-m's file lists its weights as graph inputs (ONNX Runtime then keeps them overridable and
+    leaves its convolutions unfused); the session's graph has only the photo as input, same outputs."""
+    from vision_backend import engines
+
+    nanodet = real_model("nanodet_m")
+    path = nanodet.card.path()
+    assert len(onnx.load(str(path)).graph.input) > 100
+    graph = engines.constant_weights(path)
+    assert isinstance(graph, bytes) and [i.name for i in onnx.load_from_string(graph).graph.input] == ["input.1"]
+    assert [i.name for i in nanodet.runtime().get_inputs()] == ["input.1"]
+    blob = nanodet.preprocess(samples.load_sample("dog_bicycle_truck.jpg"))[0]
+    as_filed = engines.onnx_session(path).run(None, {"input.1": blob})
+    for mine, theirs in zip(nanodet.runtime().run(None, {"input.1": blob}), as_filed):
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    assert engines.constant_weights(real_model("yolov8n_seg").card.path()) == str(real_model("yolov8n_seg").card.path())

@@ -158,7 +158,7 @@ class Task:
         threads to share without waiting on each other. A graph's run alone is as fast either way."""
         self._lanes = ThreadPoolExecutor(self.lanes, thread_name_prefix=self.name) if self.lanes > 1 else None
 
-    def onnx_session(self, path: Path) -> Any:
+    def onnx_session(self, path: Path | str | bytes) -> Any:
         """For lanes: one session several threads run at once, each run on one thread, so no intra-op pool
         spins between runs. With ``spinning``: every core on each run, spinning on (the issue's first plan)."""
         if self.spinning:
@@ -394,11 +394,14 @@ class Faces(Task):
         return [Column("face", "int"), *BOX_COLUMNS, *landmarks]
 
     def load(self) -> None:
-        """Lanes with an engine each (loaded on first use in its thread), OpenCV on one thread a lane."""
+        """Lanes sharing one one-thread ONNX Runtime session (YuNet), or with an OpenCV or dlib engine each
+        (loaded on first use in its thread), OpenCV on one thread a lane."""
         import cv2
 
         ensure_ready(self.detector.card)
         self._local = threading.local()
+        self._session = self.detector.session(threads=1 if not self.spinning else self.engine_threads(),
+                                              spinning=self.spinning) if hasattr(self.detector, "session") else None
         if self.model not in SHARED_ENGINE and not self.spinning:
             cv2.setNumThreads(1)
             self.open_lanes()
@@ -407,7 +410,7 @@ class Faces(Task):
         """The detector's own ``infer`` and tidying (as :meth:`Detector.detect`), on this lane's engine."""
         if self.model in SHARED_ENGINE:
             return self.detector.detect(image, **self.settings)
-        engine = getattr(self._local, "engine", None)
+        engine = self._session or getattr(self._local, "engine", None)
         if engine is None:
             variant = self.detector.variant(self.settings)
             engine = self._local.engine = self.detector.load() if variant is None else self.detector.load(variant)
@@ -513,7 +516,7 @@ class Objects(Task):
     def load(self) -> None:
         """One session (safe to run from several threads) with one thread a run, and a lane a core."""
         ensure_ready(self.detector.card)
-        self._session = self.onnx_session(self.detector.card.path())
+        self._session = self.onnx_session(self.detector.graph())
         self._input = self._session.get_inputs()[0].name
         self.open_lanes()
 

@@ -8,6 +8,7 @@ detection and the boxes are mapped back, which is where most of the speed comes 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -329,14 +330,77 @@ class MTCNN(Detector):
 
 
 # ---- YuNet ---------------------------------------------------------------------------------
+YUNET_STRIDES = (8, 16, 32)
+"""YuNet's three heads: one cell every 8, 16 and 32 pixels of its (padded) input."""
+
+
+def yunet_graph(path: str | Path) -> bytes:
+    """The YuNet graph with its input's height and width left free.
+
+    The file says 1x3x640x640, but the network is fully convolutional (OpenCV's FaceDetectorYN feeds it
+    any size that is a multiple of 32); freed, ONNX Runtime runs it at the photo's own size.
+    """
+    import onnx
+
+    graph = onnx.load(str(path))
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for output in graph.graph.output:
+        output.type.tensor_type.shape.dim[1].dim_param = "cells"
+    del graph.graph.value_info[:]
+    return graph.SerializeToString()
+
+
+def yunet_blob(bgr: np.ndarray) -> np.ndarray:
+    """FaceDetectorYN's input: BGR 0-255 as float, NCHW, padded with black on the right and bottom to a
+    multiple of 32 (the coarsest head's stride)."""
+    height, width = bgr.shape[:2]
+    padded = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+    padded[0, :, :height, :width] = bgr.transpose(2, 0, 1)
+    return padded
+
+
+def yunet_faces(outputs: list[np.ndarray], padded: tuple[int, int], score_threshold: float,
+                nms_threshold: float, top_k: int = 5000) -> np.ndarray:
+    """FaceDetectorYN's decoding, as rows (x, y, w, h, 5 landmarks (x, y), score).
+
+    Each cell's score is sqrt(class x objectness), both clipped to [0, 1]; the box is the cell's
+    offset centre and exp-scaled size, times the stride; then OpenCV's NMS on whole-pixel boxes.
+    """
+    heads = len(YUNET_STRIDES)
+    rows = []
+    for i, stride in enumerate(YUNET_STRIDES):
+        cls, obj, box, kps = (np.asarray(outputs[i + heads * k]).reshape(-1, width)
+                              for k, width in enumerate((1, 1, 4, 10)))
+        columns = padded[1] // stride
+        cells = np.arange(len(box))
+        grid = np.c_[cells % columns, cells // columns].astype(np.float32)
+        score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
+        keep = score >= score_threshold
+        size = np.exp(box[keep, 2:4]) * stride
+        corner = (grid[keep] + box[keep, :2]) * stride - size / 2
+        marks = (kps[keep].reshape(-1, 5, 2) + grid[keep, None, :]) * stride
+        rows.append(np.c_[corner, size, marks.reshape(-1, 10), score[keep]])
+    faces = np.concatenate(rows).astype(np.float32)
+    if len(faces) < 2:
+        return faces
+    keep = cv2.dnn.NMSBoxes(faces[:, :4].astype(np.int32).tolist(), faces[:, 14].tolist(), float(score_threshold),
+                            float(nms_threshold), top_k=top_k)
+    return faces[np.asarray(keep, np.int64).reshape(-1)]
+
+
 class YuNet(Detector):
     """OpenCV Zoo's YuNet CNN: boxes, score and five landmarks. BGR input, any size.
 
-    The loaded ``FaceDetectorYN`` keeps the input size and thresholds of its last call, so every
-    call sets them again under the model's lock.
+    Run on ONNX Runtime with OpenCV's FaceDetectorYN decoding (same rows to a thousandth of a pixel on
+    the staged photos): 2.3x faster on one thread than FaceDetectorYN's own DNN engine at 640x480
+    (7 against 16 ms here), and a session holds no per-call state, so sessions and threads share it
+    without a lock (FaceDetectorYN keeps the last call's input size and thresholds).
     """
 
     short_title = "YuNet (CNN)"
+    needs = ("onnxruntime",)
+    concurrent = True
 
     card = ModelCard(
         name="yunet", title="YuNet 2023mar (OpenCV Zoo)", task="face detection + 5 landmarks", seedable=True,
@@ -345,7 +409,8 @@ class YuNet(Detector):
                            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
                            "face_detection_yunet_2023mar.onnx"),),
         licence="MIT", input="BGR uint8, any size (long side <= 640 advised)", params=75_856,
-        preprocessing="none; cv2.FaceDetectorYN", accuracy="WIDER Face val AP easy 0.884 / medium 0.866 / hard 0.751",
+        preprocessing="BGR 0-255 as float, padded to a multiple of 32; OpenCV FaceDetectorYN's decoding",
+        accuracy="WIDER Face val AP easy 0.884 / medium 0.866 / hard 0.751",
     )
     params = (
         Param("score_threshold", "Score threshold", 0.7, 0.05, 1.0, 0.05),
@@ -355,17 +420,18 @@ class YuNet(Detector):
     has_landmarks = True
 
     def load(self) -> Any:
-        return cv2.FaceDetectorYN.create(str(self.card.path()), "", (320, 320), 0.9, 0.3, 5000)
+        return self.session()
 
-    def infer(self, yunet: Any, image: np.ndarray, score_threshold: float, nms_threshold: float,
+    def session(self, threads: int | None = None, spinning: bool = False) -> Any:
+        """An ONNX Runtime session on the graph with a free input size (batch work asks for one thread)."""
+        return engines.onnx_session(yunet_graph(self.card.path()), spinning=spinning, threads=threads)
+
+    def infer(self, session: Any, image: np.ndarray, score_threshold: float, nms_threshold: float,
               max_side: int) -> Detections:
         small, factor = fit_long_side(image, max_side)
-        height, width = small.shape[:2]
-        yunet.setInputSize((width, height))
-        yunet.setScoreThreshold(float(score_threshold))
-        yunet.setNMSThreshold(float(nms_threshold))
-        _, faces = yunet.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        faces = np.zeros((0, 15), np.float32) if faces is None else faces
+        blob = yunet_blob(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        outputs = session.run(None, {session.get_inputs()[0].name: blob})
+        faces = yunet_faces(outputs, blob.shape[2:], score_threshold, nms_threshold)
         boxes = np.c_[faces[:, :2], faces[:, :2] + faces[:, 2:4]]
         # YuNet's order: right eye, left eye, nose tip, right and left mouth corners (the person's)
         found = Detections(boxes, faces[:, 14], np.zeros(len(faces)), landmarks=faces[:, 4:14].reshape(-1, 5, 2))

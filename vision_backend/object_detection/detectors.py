@@ -37,7 +37,11 @@ class OnnxDetector(Detector):
     class_names = COCO_NAMES
 
     def load(self) -> Any:
-        return engines.onnx_session(self.card.path())
+        return engines.onnx_session(self.graph())
+
+    def graph(self) -> str | bytes:
+        """The graph ONNX Runtime gets: the card's file, its weights made constants (see ``constant_weights``)."""
+        return engines.constant_weights(self.card.path())
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
         """(the model's input blob, what ``decode`` needs to map back to the photo)."""
