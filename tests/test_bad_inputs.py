@@ -422,6 +422,7 @@ def images_in(expander) -> int:
     return sum(len(e.proto.imgs) for e in expander.get("image"))
 
 
+@pytest.mark.slow
 def test_the_sidebar_picker_takes_every_file_and_then_a_good_photo() -> None:
     app = start()
     assert failures(feed_sidebar(app, corpus())) == []
@@ -430,12 +431,14 @@ def test_the_sidebar_picker_takes_every_file_and_then_a_good_photo() -> None:
 
 
 @pytest.mark.parametrize("page", PHOTO_PAGES)
+@pytest.mark.slow
 def test_every_photo_page_runs_on_every_odd_photo(page: str) -> None:
     """16-bit, CMYK, EXIF-turned, animated, 32 px, 32x2000 and 49 megapixels: every tab of every page
     that uses the photo runs on each, without an error."""
     assert failures(feed_sidebar(start(page), odd_photos(), page)) == []
 
 
+@pytest.mark.slow
 def test_class_photos_take_every_file_and_the_project_still_works() -> None:
     app = start(TRANSFER)
     new_project(app)
@@ -462,6 +465,7 @@ def test_class_photos_take_every_file_and_the_project_still_works() -> None:
     assert project.counts() == {"odd": 1} and not app.exception
 
 
+@pytest.mark.slow
 def test_the_class_zip_takes_every_file() -> None:
     app = start(TRANSFER)
     new_project(app)
@@ -473,6 +477,7 @@ def test_the_class_zip_takes_every_file() -> None:
     assert project.counts() == {"odd": 0} and not app.exception
 
 
+@pytest.mark.slow
 def test_transfer_learning_says_which_frame_it_keeps() -> None:
     frames_only = {n: v for n, v in corpus().items() if v[1] == "frames"}
     app = start(TRANSFER)
@@ -494,6 +499,7 @@ def face_photos() -> list[tuple[str, bytes, str]]:
             "image/jpeg"), ("obama_3_frames.gif", animated.getvalue(), "image/gif")]
 
 
+@pytest.mark.slow
 def test_enrol_several_takes_every_file_and_the_gallery_still_works() -> None:
     require_real("photos")
     require_real("dlib_resnet_face")
@@ -526,12 +532,14 @@ def test_enrol_several_takes_every_file_and_the_gallery_still_works() -> None:
     assert any(m.value.startswith("**1 person enrolled** with 2 face(s)") for m in app.markdown)
 
 
+@pytest.mark.slow
 def test_verify_takes_every_file() -> None:
     require_real("dlib_resnet_face")
     app = start(RECOGNITION)
     assert failures(feed_verify(app, corpus())) == []
 
 
+@pytest.mark.slow
 def test_many_photos_take_every_file() -> None:
     require_real("mobilenet_v2_quant_tflite")  # the table needs a classifier; on an empty cache the page says so
     app = start(PRETRAINED)
@@ -540,6 +548,7 @@ def test_many_photos_take_every_file() -> None:
     assert len(table) == len(corpus()), "one row per file"
 
 
+@pytest.mark.slow
 def test_the_digit_photo_takes_every_file() -> None:
     require_real("mnist_t10k")
     app = start(TRAIN_CNN)

@@ -41,6 +41,7 @@ def page(browser, server):
     context.close()
 
 
+@pytest.mark.slow
 def test_a_page_url_opened_first_on_a_fresh_server_has_the_whole_app(browser, tmp_path_factory) -> None:
     """Streamlit's folder mode must not take over the first request (no sidebar picker then)."""
     for url in start_server(tmp_path_factory):
@@ -62,6 +63,7 @@ def choose_sample(tab, name: str) -> None:
     tab.get_by_role("option", name=name, exact=True).click()
 
 
+@pytest.mark.slow
 def test_home_then_another_page_with_a_sample_photo(page, tmp_path: Path) -> None:
     require_real("photos")
     sidebar = page.get_by_test_id("stSidebar")
@@ -79,6 +81,7 @@ def test_home_then_another_page_with_a_sample_photo(page, tmp_path: Path) -> Non
     page.screenshot(path=str(tmp_path / "face_detection.png"))
 
 
+@pytest.mark.slow
 def test_corrupt_upload_shows_a_clear_message(page) -> None:
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_role("link", name="Object detection").click()
@@ -93,6 +96,7 @@ def test_corrupt_upload_shows_a_clear_message(page) -> None:
     assert page.get_by_text("Traceback").count() == 0
 
 
+@pytest.mark.slow
 def test_draw_a_digit_on_the_canvas_after_training(page) -> None:
     """The canvas component only exists under ``streamlit run``: train on real digits, draw a 1, read the answer."""
     require_real("mnist_t10k")

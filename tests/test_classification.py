@@ -92,6 +92,7 @@ def test_onnx_zoo_classifier_never_imports_keras(real_model) -> None:
     assert int(peak_kb) / 1024 < 250, "issue #17: the ONNX classifier's process stays under 250 MB"
 
 
+@pytest.mark.slow
 def test_keras_and_onnx_agree_on_the_real_mobilenet_v2_base(real_model, tmp_path: Path) -> None:
     base = real_model("mobilenet_v2_notop").runtime()
     session = engines.onnx_session(keras_to_onnx(base, tmp_path / "base.onnx"))
@@ -183,6 +184,7 @@ def random_mobilenet_v2():
     classifier.unload()
 
 
+@pytest.mark.slow
 def test_keras_classifier_path_on_a_weight_file_the_test_writes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                 random_mobilenet_v2) -> None:
     """Keras engine and its ONNX conversion for a model we cannot download here (random weights: plumbing only)."""
@@ -235,6 +237,7 @@ def flowers():
     return model, names
 
 
+@pytest.mark.slow
 def test_grad_cam_looks_at_the_class_it_explains(flowers) -> None:
     """A sunflower photo left, a daisy photo right (both unseen in training): each class's map sits on its half."""
     model, names = flowers
@@ -263,6 +266,7 @@ def test_grad_cam_explains_the_top_class_by_default(flowers) -> None:
     assert gradcam.last_conv_layer(model) == "out_relu"
 
 
+@pytest.mark.slow
 def test_demo_classifier_is_saved_and_loads_again(flowers) -> None:
     model, names = flowers
     assert demo.demo_classifier_trained() and names == ["daisy", "dandelion", "rose", "sunflower", "tulip"]
@@ -304,6 +308,7 @@ def test_a_model_saved_in_a_project_is_explained_on_raw_pixels(monkeypatch: pyte
 
 
 # ---- the page ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pretrained_page_classifies_compares_and_explains(real_model) -> None:
     real_model(TFLITE)
     require_real("photos")
@@ -336,6 +341,7 @@ def test_pretrained_page_classifies_compares_and_explains(real_model) -> None:
     assert any(c.value.startswith("The raw 7x7 map at layer `out_relu`") for c in app.caption)
 
 
+@pytest.mark.slow
 def test_pretrained_page_without_any_ready_classifier_says_so_on_every_tab(monkeypatch: pytest.MonkeyPatch,
                                                                            tmp_path: Path) -> None:
     """Once "KeyError: None" (Many photos) and "KeyError: 'model'" (Compare models): now a message each."""

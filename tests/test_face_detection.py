@@ -105,6 +105,7 @@ def old_hog_default(engine, image: np.ndarray) -> Detections:
     return Detections(boxes.reshape(-1, 4) * factor, np.asarray(scores), np.zeros(len(boxes)))
 
 
+@pytest.mark.slow
 def test_hog_finds_lfw_portraits_without_blowing_them_up(real_model) -> None:
     """LFW's 250x250 portraits (every 10th of the five people's 1,140) are centred on a ~110 px face: found
     at least as often as when every photo was enlarged to 900 px (3.6x), at 2.5x."""
@@ -183,6 +184,7 @@ def test_haar_thorough_setup_finds_a_tilted_head(real_model, degrees: int) -> No
     assert len(found) == 1 and iou(found.boxes, face)[0, 0] >= 0.5, "windows from turned copies map back onto her face"
 
 
+@pytest.mark.slow
 def test_haar_thorough_setup_on_the_group_photos(real_model, truth) -> None:
     found = [run(real_model, "viola_jones", samples.load_sample(p), **THOROUGH) for p in GROUPS]
     result = fde.evaluate(found, [truth[p] for p in GROUPS])
@@ -298,6 +300,7 @@ def test_one_detector_instance_is_safe_from_many_threads(real_model) -> None:
     assert counts == [expected[i % 2] for i in range(64)]
 
 
+@pytest.mark.slow
 def test_a_detector_whose_engine_still_loads_is_run_after_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
     """Right after a restart TensorFlow is still importing: Viola-Jones, HOG and YuNet are drawn first, MTCNN
     (which needs TensorFlow) last in its own place, so the first visit does not wait for TensorFlow to show them."""

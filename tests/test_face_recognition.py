@@ -57,6 +57,7 @@ def test_analyse_finds_and_embeds_every_face(dlib, photo) -> None:
     assert len(none) == 0 and none.vectors.shape == (0, 128) and none.crops == []
 
 
+@pytest.mark.slow
 def test_lfw_fold1_pair_accuracy(dlib) -> None:
     require_real("lfw")
     pairs = lfw.lfw_pairs()
@@ -129,6 +130,7 @@ def write_keras_vggface_file(path: Path, seed: int = 0, skip: str | None = None)
     return written
 
 
+@pytest.mark.slow
 def test_vggface2_loader_on_a_file_in_keras_vggface_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random weights in the published file's exact layout: plumbing only, never shown as the model
     (a private instance, so the registry's shared one never holds them)."""
@@ -408,6 +410,7 @@ def test_face_recognition_page_enrols_several_uploads_with_a_report(fresh_worksp
     assert any("Barack Obama · 2 face(s)" in e.label for e in app.expander)
 
 
+@pytest.mark.slow
 def test_face_recognition_page_measures_on_lfw() -> None:
     """The measure tab shows the backend's LFW figures (embeddings cached on disk by the LFW test before it)."""
     require_real("lfw")

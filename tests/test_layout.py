@@ -82,6 +82,7 @@ def test_captions_sit_above_their_box_when_there_is_room() -> None:
     assert top[1] >= 0 and intersecting(layout.rects) == []
 
 
+@pytest.mark.slow
 def test_every_number_on_a_box_says_what_it_means() -> None:
     """Face detection: votes for Viola-Jones, a 0-1 score for the rest; object detection: the class's
     confidence; recognition: the distance to the nearest enrolled face."""

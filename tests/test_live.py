@@ -290,6 +290,7 @@ def test_no_ice_server_unless_the_secrets_list_some() -> None:
         {"urls": ["turn:turn.example.org:3478"], "username": "lab", "credential": "secret"}]}
 
 
+@pytest.mark.slow
 def test_aiortc_imports_after_tensorflow_once_srtp_is_preloaded() -> None:
     """pylibsrtp's exported OpenSSL symbols lose to TensorFlow's: without the preload this segfaults."""
     code = ("import tensorflow; from vision_backend import live; live.preload_srtp(); "

@@ -349,6 +349,7 @@ def require_page_models() -> None:
     require_real("yolov8n_seg")
 
 
+@pytest.mark.slow
 def test_object_detection_page_on_the_staged_photos() -> None:
     require_page_models()
     app = start(PAGE)

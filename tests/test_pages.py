@@ -80,6 +80,7 @@ def test_bad_upload_shows_a_message_and_keeps_the_photo(page: str) -> None:
     assert app.session_state.photo[0] == before, "the previous photo is kept"
 
 
+@pytest.mark.slow
 def test_good_upload_becomes_the_current_photo() -> None:
     app = start("pages/pretrained.py")
     app.sidebar.radio(key="photo_source").set_value("Upload").run()
@@ -90,6 +91,7 @@ def test_good_upload_becomes_the_current_photo() -> None:
     assert name == "mine.jpg" and image.shape == (48, 64, 3)
 
 
+@pytest.mark.slow
 def test_face_detection_page_on_a_group_photo() -> None:
     require_real("photos")
     app = start("pages/face_detection.py")
@@ -111,6 +113,7 @@ def test_face_detection_page_on_a_group_photo() -> None:
     assert {"Download image (PNG)", "Faces as ZIP", "Detections (JSON)"} <= set(labels)
 
 
+@pytest.mark.slow
 def test_face_detection_settings_change_the_result() -> None:
     require_real("photos")
     app = start("pages/face_detection.py")
@@ -127,6 +130,7 @@ def test_face_detection_settings_change_the_result() -> None:
     assert hog_count() == 0
 
 
+@pytest.mark.slow
 def test_face_detection_thorough_viola_jones_setup() -> None:
     require_real("photos")
     app = start("pages/face_detection.py")
@@ -151,6 +155,7 @@ def test_face_detection_thorough_viola_jones_setup() -> None:
     assert measured.loc["Viola-Jones (Haar cascade)", "found"] == "16/17"
 
 
+@pytest.mark.slow
 def test_settings_stay_put_across_page_switches() -> None:
     require_real("photos")
     app = start("pages/face_detection.py")

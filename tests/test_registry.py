@@ -182,6 +182,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_fetch_without_the_internet_is_one_line_per_model_and_an_exit_code(empty_cache: Path) -> None:
     proxy = f"http://127.0.0.1:{closed_port()}"  # every download goes nowhere, as on a machine offline
     env = dict(os.environ, KERAS_HOME=str(empty_cache), https_proxy=proxy, http_proxy=proxy, HTTPS_PROXY=proxy)

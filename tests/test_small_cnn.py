@@ -99,6 +99,7 @@ def test_evaluation_confusion_is_the_shared_confusion_matrix(digits, digit_model
     np.testing.assert_allclose(training.predict(digit_model, x_test[:5]), result.probabilities[:5], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_app_trains_what_plain_keras_trains(digits) -> None:
     """Seed for seed, the app's deck recipe ends on the weights of the deck's code run in plain Keras."""
     import keras
@@ -122,6 +123,7 @@ def test_the_app_trains_what_plain_keras_trains(digits) -> None:
     assert not np.allclose(other.get_weights()[0], plain.get_weights()[0], atol=1e-5), "another seed ends elsewhere"
 
 
+@pytest.mark.slow
 def test_fashion_training_learns(digits) -> None:
     require_real("fashion_mnist")
     (x, y), (x_test, y_test) = data.load("fashion_mnist")
@@ -131,6 +133,7 @@ def test_fashion_training_learns(digits) -> None:
     assert training.evaluate(model, x_test[:2000], y_test[:2000]).accuracy > 0.6
 
 
+@pytest.mark.slow
 def test_the_improved_preset_learns_with_its_cosine_schedule(digits) -> None:
     (x, y), (x_test, y_test) = digits
     assert training.schedule("deck", 4) == [], "the deck's rate is constant"
@@ -189,6 +192,7 @@ def trained_page(images: int, epochs: int):
     return app
 
 
+@pytest.mark.slow
 def test_train_cnn_page_trains_evaluates_and_reads_a_digit(digits) -> None:
     (_, _), (x_test, _) = digits
     app = start("pages/train_cnn.py")
@@ -217,6 +221,7 @@ def test_train_cnn_page_trains_evaluates_and_reads_a_digit(digits) -> None:
         assert any("MNIST" in w.value for w in app.warning), "a missing data set says how to fetch it"
 
 
+@pytest.mark.slow
 def test_two_sessions_keep_and_serve_their_own_models(digits, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two visitors training at once save two files in the workspace, and each download serves its own
     model (not whoever trained last); a one-epoch run still draws its curves, as points."""

@@ -418,6 +418,7 @@ def raw_batch(photos: list[np.ndarray], size: int = 224) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pooling", list(features.POOLINGS))
+@pytest.mark.slow
 def test_exported_model_takes_raw_pixels_and_onnx_agrees(space: Workspace, flowers, base, tmp_path: Path,
                                                           pooling: str) -> None:
     project = space.project("p")
@@ -435,6 +436,7 @@ def test_exported_model_takes_raw_pixels_and_onnx_agrees(space: Workspace, flowe
     np.testing.assert_allclose(from_onnx, from_export, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_an_exported_model_gets_its_base_own_scaling(space: Workspace, flowers, base) -> None:
     """A base that wants caffe-style pixels (BGR minus the means, as VGG and ResNet50 do) exports a
     model with that scaling inside, and its cached features are its own, never the "tf" base's."""
@@ -455,6 +457,7 @@ def test_an_exported_model_gets_its_base_own_scaling(space: Workspace, flowers, 
                                export.predict_images(trained, caffe, photos), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_exported_model_converts_to_tflite(space: Workspace, flowers, base, tmp_path: Path) -> None:
     project = space.project("p")
     fill(project, flowers, ("daisy", "rose"), 5)
@@ -468,6 +471,7 @@ def test_exported_model_converts_to_tflite(space: Workspace, flowers, base, tmp_
     np.testing.assert_allclose(from_tflite, exported.predict_on_batch(raw), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_full_mode_trains_through_augmented_photos_and_fine_tunes(space: Workspace, flowers, base) -> None:
     """End to end on real photos; fine-tuning changes the unfrozen copy's weights and never the shared base."""
     project = space.project("full")
@@ -489,6 +493,7 @@ def test_full_mode_trains_through_augmented_photos_and_fine_tunes(space: Workspa
     assert export.export_model(base, trained) is trained.model
 
 
+@pytest.mark.slow
 def test_grad_cam_on_an_exported_transfer_model(space: Workspace, flowers, base) -> None:
     """Grad-CAM on the exported (flat) model: each class's map sits on its own half of a pair."""
     project = space.project("cam")
@@ -518,6 +523,7 @@ def button_keys(app) -> set[str]:
     return {b.key for b in app.button}
 
 
+@pytest.mark.slow
 def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flowers) -> None:
     require_real("mobilenet_v2_notop")
     project = space.project("tiny")
@@ -576,6 +582,7 @@ def odd_photos() -> list[tuple[str, bytes, str]]:
     return [("deep.png", sixteen.getvalue(), "image/png"), ("print.jpg", cmyk.getvalue(), "image/jpeg")]
 
 
+@pytest.mark.slow
 def test_page_creates_labels_and_shows_every_photo_it_stored(space: Workspace, flowers) -> None:
     """"Create" switches to the new project and clears the box; the count matches the thumbnails; skipped
     files are a list, one line each; odd photos show as thumbnails and can be deleted."""
