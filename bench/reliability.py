@@ -1,10 +1,10 @@
 """Many people at once, crashes and hostile input: the figures of issue 16.
 
 Eight visitors open eight pages together on a freshly started server (cold) and again (warm), the
-server's memory over five more rounds; SIGKILL at random points while photos are imported and faces
-enrolled (lost items, orphans, duplicates); two processes writing one project and one gallery; the
-peak memory of importing a hostile ZIP; files written outside ``$VISION_LAB_HOME`` by the main flows.
-The subprocesses are the crash tests' own (tests/test_reliability.py), counted here instead of asserted.
+server's memory over five more rounds (held right after them, and kept once their sessions expired);
+SIGKILL at random points while photos are imported and faces enrolled (lost items, orphans, duplicates);
+two processes writing one project and one gallery; the peak memory of importing a hostile ZIP; files
+written outside ``$VISION_LAB_HOME`` by the main flows. The subprocesses are the crash tests' own (tests/test_reliability.py), counted here instead of asserted.
 
 python bench/reliability.py [--quick]
 """
@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _harness import ROOT, Bench
@@ -30,20 +31,33 @@ from vision_backend.paths import keras_home  # noqa: E402
 from vision_backend.transfer.projects import Project  # noqa: E402
 
 
+TTL_S = 120
+"""Streamlit's default ``server.disconnectedSessionTTL``, set explicitly so the waits below match it."""
+REAPED_S = 40
+"""Two of the session reaper's 15 s periods, and time for its ``malloc_trim``."""
+
+
 def server_rss_mb(pid: int) -> float:
     return next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS:")) / 1024
 
 
 def visitors(bench: Bench, work: Path) -> None:
+    """Cold and warm rounds, then five more; the memory the rounds' sessions hold while they may still be
+    resumed (Streamlit keeps a session ``disconnectedSessionTTL`` seconds after its browser left), and the
+    growth that stays once they have expired and the reaper has closed them."""
     rounds = bench.repeats(5, 1)
-    with browser_tools.streamlit_server(work / "home", work) as server:
+    with browser_tools.streamlit_server(work / "home", work, args=["--server.disconnectedSessionTTL", str(TTL_S)]) \
+            as server:
         cold = browser_tools.eight_visitors(server.url, timeout_s=900)
         bench.record("cold_concurrent_sessions_completed", sum(ok for _, ok, _ in cold), "of 8")
         warm = browser_tools.eight_visitors(server.url, timeout_s=600)
         bench.record("warm_concurrent_sessions_completed", sum(ok for _, ok, _ in warm), "of 8")
+        time.sleep(TTL_S + REAPED_S)  # the cold and warm rounds' sessions closed: the same footing as at the end
         before = server_rss_mb(server.process.pid)
         for _ in range(rounds):
             browser_tools.eight_visitors(server.url, timeout_s=600)
+        bench.record(f"rss_held_mb_right_after_{rounds}_rounds", server_rss_mb(server.process.pid) - before, "MB")
+        time.sleep(TTL_S + REAPED_S)
         bench.record(f"rss_growth_mb_after_{rounds}_rounds", server_rss_mb(server.process.pid) - before, "MB")
         for path, ok, why in cold + warm:
             if not ok:
