@@ -15,7 +15,6 @@ python bench/batch.py [--quick]
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -69,25 +68,8 @@ def model_step_vs_raw(bench: Bench, photos: list[str]) -> None:
     blob = np.stack([p.blob for p in prepared])
     bare = engines.onnxruntime().InferenceSession(str(task.onnx_file()), providers=["CPUExecutionProvider"])
     feed = {bare.get_inputs()[0].name: blob}
-    compare_in_blocks(bench, "batch_classify", lambda: task.infer(prepared), lambda: bare.run(None, feed),
-                      rounds=bench.repeats(5, 2), per_block=bench.repeats(15, 5))
-
-
-def compare_in_blocks(bench: Bench, name: str, product, raw, rounds: int, per_block: int) -> None:
-    """:meth:`Bench.compare`'s figures, timed block by block (alternating blocks, medians of medians).
-
-    A default session's threads spin on for a while after each run; timed call by call, the product run
-    right after it lost half its speed to those threads (52 ms against 28 ms in blocks), which measures
-    the two slowing each other, not either one.
-    """
-    mine, bare = [], []
-    for _ in range(rounds):
-        mine.append(bench.time(product, per_block, warmup=2))
-        bare.append(bench.time(raw, per_block, warmup=2))
-    product_ms, raw_ms = statistics.median(mine), statistics.median(bare)
-    bench.record(f"{name}_ms", product_ms, "ms")
-    bench.record(f"{name}_raw_ms", raw_ms, "ms")
-    bench.record(f"{name}_vs_raw", product_ms / raw_ms, "ratio")
+    bench.compare_in_blocks("batch_classify", lambda: task.infer(prepared), lambda: bare.run(None, feed),
+                            rounds=bench.repeats(5, 2), per_block=bench.repeats(15, 5))
 
 
 def main() -> None:

@@ -67,8 +67,9 @@ def main() -> None:
         bench.compare(f"{figure}_640x480", lambda: detector.detect(photo, **settings),
                       bare_call(name, photo, settings), repeats=bench.repeats(21, 5))
         if name == "yunet":
-            bench.compare("yunet_vs_opencv_640x480", lambda: detector.detect(photo, **settings),
-                          opencv_yunet(photo, settings), repeats=bench.repeats(21, 5))
+            bench.compare_in_blocks("yunet_vs_opencv_640x480", lambda: detector.detect(photo, **settings),
+                                    opencv_yunet(photo, settings), rounds=bench.repeats(5, 2),
+                                    per_block=bench.repeats(15, 5))
         measured = fde.measure_group_photos(detector, settings)
         bench.record(f"{figure}_group_photos_recall", measured.evaluation.recall, "fraction")
         bench.record(f"{figure}_group_photos_precision", measured.evaluation.precision, "fraction")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from _harness import ROOT, Bench
@@ -31,8 +32,8 @@ from vision_backend.paths import keras_home  # noqa: E402
 from vision_backend.transfer.projects import Project  # noqa: E402
 
 
-TTL_S = 120
-"""Streamlit's default ``server.disconnectedSessionTTL``, set explicitly so the waits below match it."""
+TTL_S = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["disconnectedSessionTTL"]
+"""The app's ``server.disconnectedSessionTTL``: how long a visitor's session is kept after the browser left."""
 REAPED_S = 40
 """Two of the session reaper's 15 s periods, and time for its ``malloc_trim``."""
 
@@ -46,8 +47,7 @@ def visitors(bench: Bench, work: Path) -> None:
     resumed (Streamlit keeps a session ``disconnectedSessionTTL`` seconds after its browser left), and the
     growth that stays once they have expired and the reaper has closed them."""
     rounds = bench.repeats(5, 1)
-    with browser_tools.streamlit_server(work / "home", work, args=["--server.disconnectedSessionTTL", str(TTL_S)]) \
-            as server:
+    with browser_tools.streamlit_server(work / "home", work) as server:
         cold = browser_tools.eight_visitors(server.url, timeout_s=900)
         bench.record("cold_concurrent_sessions_completed", sum(ok for _, ok, _ in cold), "of 8")
         warm = browser_tools.eight_visitors(server.url, timeout_s=600)

@@ -7,7 +7,7 @@ showed stay in the server's memory for good. A room of visitors coming and going
 about 250 MB in five rounds of eight. Here the storage shuts each expired session down as Streamlit
 does for one closed on purpose, a reaper thread expires them even when nobody connects, and once
 sessions are gone glibc is asked to hand the freed heap back to the system (``malloc_trim``), which
-it otherwise keeps.
+it otherwise keeps; large blocks get pages of their own, so freeing them returns them at once.
 
 This reaches into Streamlit's runtime (the session manager's storage); on a version laid out
 differently it logs one warning and changes nothing.
@@ -130,6 +130,26 @@ class ClosingSessionStorage(SessionStorage):
             self.reap()
 
 
+M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number (malloc.h)."""
+LARGE_BLOCK = 256 * 1024
+
+
+def map_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
+    """Blocks of ``threshold`` bytes and more get pages of their own from the system, returned when freed.
+
+    glibc raises this threshold by itself after a large block is freed (up to 32 MB), so photos, encoded
+    images and arrays of a few MB then come from the shared heap, where a block still in use pins the
+    freed ones around it. Fixed at 256 KB: a server after five rounds of eight visitors kept 79-84 MB once
+    their sessions were gone, against 123 MB (and 124-128 against 327 MB right after them).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        return bool(ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold)) if name else False
+    except (OSError, AttributeError):
+        return False
+
+
 def give_back_memory() -> bool:
     """glibc's ``malloc_trim(0)``: free pages inside the heap go back to the system (no-op elsewhere)."""
     name = ctypes.util.find_library("c")
@@ -173,5 +193,6 @@ def close_expired_sessions(period_s: float = REAP_EVERY_S) -> ClosingSessionStor
         with lock:
             storage.adopt(old.list())
             manager._session_storage = storage
+        map_large_blocks()
         threading.Thread(target=_reaper, args=(storage, period_s), name="session-reaper", daemon=True).start()
         return storage
