@@ -114,20 +114,17 @@ class ClosingSessionStorage(SessionStorage):
 
     def _close_later(self) -> None:
         """Shut expired sessions down after the caller's step (it may hold Streamlit's storage lock)."""
-        if not self._expired:
-            return
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self.close_expired)
-        else:
-            self.close_expired()
+        if self._expired:
+            self.on_loop(self.close_expired)
 
-    def reap_on_loop(self) -> None:
-        """:meth:`reap` on Streamlit's event loop (a session's shutdown sets asyncio events)."""
+    def on_loop(self, step: Any) -> None:
+        """``step`` on Streamlit's event loop once it is known (a session's shutdown sets asyncio events),
+        else here."""
         loop = self._loop
         if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(self.reap)
+            loop.call_soon_threadsafe(step)
         else:
-            self.reap()
+            step()
 
 
 M_MMAP_THRESHOLD = -3
@@ -143,18 +140,19 @@ def map_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
     freed ones around it. Fixed at 256 KB: a server after five rounds of eight visitors kept 79-84 MB once
     their sessions were gone, against 123 MB (and 124-128 against 327 MB right after them).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        return bool(ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, threshold)) if name else False
-    except (OSError, AttributeError):
-        return False
+    return _glibc("mallopt", M_MMAP_THRESHOLD, threshold)
 
 
 def give_back_memory() -> bool:
-    """glibc's ``malloc_trim(0)``: free pages inside the heap go back to the system (no-op elsewhere)."""
+    """glibc's ``malloc_trim(0)``: free pages inside the heap go back to the system."""
+    return _glibc("malloc_trim", 0)
+
+
+def _glibc(function: str, *args: int) -> bool:
+    """A glibc malloc tuning call's success; False where the C library has no such call (not glibc)."""
     name = ctypes.util.find_library("c")
     try:
-        return bool(ctypes.CDLL(name).malloc_trim(0)) if name else False
+        return bool(getattr(ctypes.CDLL(name), function)(*args)) if name else False
     except (OSError, AttributeError):
         return False
 
@@ -164,7 +162,7 @@ def _reaper(storage: ClosingSessionStorage, period_s: float) -> None:
     trimmed_at = 0
     while True:
         time.sleep(period_s)
-        storage.reap_on_loop()
+        storage.on_loop(storage.reap)
         if storage.closed != trimmed_at:
             trimmed_at = storage.closed
             give_back_memory()

@@ -400,8 +400,7 @@ class Faces(Task):
 
         ensure_ready(self.detector.card)
         self._local = threading.local()
-        self._session = self.detector.session(threads=1 if not self.spinning else self.engine_threads(),
-                                              spinning=self.spinning) if hasattr(self.detector, "session") else None
+        self._session = self.onnx_session(self.detector.graph()) if hasattr(self.detector, "graph") else None
         if self.model not in SHARED_ENGINE and not self.spinning:
             cv2.setNumThreads(1)
             self.open_lanes()

@@ -420,11 +420,11 @@ class YuNet(Detector):
     has_landmarks = True
 
     def load(self) -> Any:
-        return self.session()
+        return engines.onnx_session(self.graph())
 
-    def session(self, threads: int | None = None, spinning: bool = False) -> Any:
-        """An ONNX Runtime session on the graph with a free input size (batch work asks for one thread)."""
-        return engines.onnx_session(yunet_graph(self.card.path()), spinning=spinning, threads=threads)
+    def graph(self) -> bytes:
+        """The graph ONNX Runtime gets (as the object detectors' ``graph``): its input size left free."""
+        return yunet_graph(self.card.path())
 
     def infer(self, session: Any, image: np.ndarray, score_threshold: float, nms_threshold: float,
               max_side: int) -> Detections:
