@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import BinaryIO, Iterator
 
+from vision_backend.errors import ArchiveError
 from vision_backend.intake import MAX_BYTES
 from vision_backend.storage import InvalidName, check_name
 
@@ -47,8 +48,6 @@ class Skipped:
         return f"{self.name}: {self.reason}"
 
 
-class ArchiveError(ValueError):
-    """The upload is not a ZIP we can read at all; ``str(error)`` is for the person."""
 
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from vision_backend.errors import ModelMissingError
 from vision_backend.paths import keras_home
 
 SEED_HINT = "python -m vision_backend.models seed ../shared/models ../shared/data"
@@ -140,16 +141,6 @@ class ModelCard:
             raise ModelMissingError(self, missing)
 
 
-class ModelMissingError(FileNotFoundError):
-    """A registered model or data set whose files are not on this machine."""
-
-    def __init__(self, card: ModelCard, missing: list[str]):
-        self.card = card
-        self.missing_files = missing
-        super().__init__(
-            f"{card.title} is not on this machine: missing {', '.join(missing)}. "
-            f"Get it with: {card.how_to_get()}"
-        )
 
 
 def file_digest(path: Path, algorithm: str) -> str:

@@ -63,10 +63,13 @@ def place_caption(shape: tuple[int, ...], box: np.ndarray, size: tuple[int, int]
 
 def caption_texts(detections: Detections, show_scores: bool = True, show_labels: bool = False,
                   captions: list[str] | None = None) -> list[str]:
-    """The caption of each box: its own text (``captions``) or its class name, then its score."""
+    """The caption of each box: its track's id (``#7``) where a tracker gave one, its own text (``captions``)
+    or its class name, then its score."""
     texts = []
+    ids = detections.tracker_id
     for i in range(len(detections)):
-        parts = [captions[i]] if captions else [detections.class_names[detections.labels[i]]] if show_labels else []
+        parts = [f"#{ids[i]}"] if ids is not None and ids[i] >= 0 else []
+        parts += [captions[i]] if captions else [detections.class_names[detections.labels[i]]] if show_labels else []
         if show_scores:
             parts.append(f"{detections.scores[i]:.2f}")
         texts.append(" ".join(parts))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from vision_backend.errors import FetchError, HashMismatch
 from vision_backend.cards import SEED_HINT, AssetFile, ModelCard, file_digest, hash_matches
 from vision_backend.storage import atomic_path
 
@@ -36,12 +37,6 @@ RETRIES = 3
 USER_AGENT = "vision-lab/1 (+https://pypi.org/project/streamlit/)"
 
 
-class FetchError(RuntimeError):
-    """A file that could not be fetched; ``str(error)`` is one line a person can act on."""
-
-
-class HashMismatch(FetchError):
-    """A download whose bytes are not the published ones (refused; nothing is kept)."""
 
 
 def _offline(error: BaseException) -> bool:

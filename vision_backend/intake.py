@@ -21,6 +21,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vision_backend.errors import ImageIntakeError
+
 MAX_BYTES = 25 * 1024 * 1024
 """Upload limit; the same figure as ``server.maxUploadSize`` in ``.streamlit/config.toml``."""
 
@@ -33,8 +35,6 @@ MIN_SIDE = 32
 SUPPORTED = "JPEG, PNG, WebP, BMP, GIF, TIFF"
 
 
-class ImageIntakeError(ValueError):
-    """An upload that is not a usable photo. ``str(error)`` is shown to the person as is."""
 
 
 @dataclass(frozen=True)

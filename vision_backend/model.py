@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from vision_backend import engines
 from vision_backend.cards import ModelCard
+from vision_backend.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Param:
         return dict(self.option_labels).get(option, str(option))
 
     def coerce(self, value: Any) -> Any:
-        """``value`` as this parameter's type, or ValueError saying what is allowed."""
+        """``value`` as this parameter's type, or :class:`SettingError` saying what is allowed."""
         kind = self.kind
         if kind == "toggle":
             if isinstance(value, str):
@@ -62,10 +63,14 @@ class Param:
             for option in self.options:
                 if value == option or str(value) == str(option):
                     return option
-            raise ValueError(f"{self.name} is one of {', '.join(map(str, self.options))}, not {value!r}")
-        number = int(round(float(value))) if kind == "int" else float(value)
-        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
-            raise ValueError(f"{self.name} is between {self.low} and {self.high}, not {value!r}")
+            raise SettingError(f"{self.name} is one of {', '.join(map(str, self.options))}, not {value!r}")
+        try:
+            number = int(round(float(value))) if kind == "int" else float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise SettingError(f"{self.name} takes a number, not {value!r}") from None
+        if number != number or (self.low is not None and number < self.low) or \
+                (self.high is not None and number > self.high):
+            raise SettingError(f"{self.name} is between {self.low} and {self.high}, not {value!r}")
         return number
 
 
@@ -150,7 +155,9 @@ class Model:
         for p in self.params:
             if p.name == name:
                 return p
-        raise KeyError(f"{self.title} has no setting {name!r}; it has {', '.join(p.name for p in self.params)}")
+        known = ", ".join(p.name for p in self.params)
+        raise SettingError(f"{self.title} has no setting {name!r}; " +
+                           (f"it has {known}" if known else "it has no settings"))
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

@@ -29,16 +29,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from vision_backend.errors import InvalidName, NameTaken
+
 MAX_NAME = 100
 TEMP_SUFFIX = ".tmp"
 
 
-class InvalidName(ValueError):
-    """A name that breaks the naming rule; ``str(error)`` says why, for the person."""
-
-
-class NameTaken(ValueError):
-    """A rename or create onto a name that is already used."""
 
 
 def check_name(name: str, what: str = "name") -> str:
