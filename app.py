@@ -5,11 +5,11 @@ from pathlib import Path
 import streamlit as st
 
 from pages._sessions import close_expired_sessions
-from pages._shared import account, photo_source, remember_widgets, require_sign_in, warm_models
-from vision_backend import engines
+from pages._shared import account, photo_source, remember_widgets, require_sign_in
+from vision_backend import engines, models
 
 st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"), layout="wide")
-engines.warm_up(then=warm_models)  # once per process, in the background, before sessions race for them
+engines.warm_up(then=models.warm)  # once per process, in the background, before sessions race for them
 close_expired_sessions()  # once per process: a session whose browser left is shut down when its time is up
 
 TOPICS = [

@@ -133,15 +133,9 @@ def first_visits(bench: Bench, browser, work: Path) -> None:
 def bad_inputs(bench: Bench) -> None:
     """The corpus through every uploader under AppTest, in a workspace of its own."""
     os.environ["VISION_LAB_HOME"] = tempfile.mkdtemp(prefix="demo_bad_inputs_")
-    from streamlit.runtime.pages_manager import PagesManager
+    from pages._shared import navigation_mode_in_apptest
 
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):  # as tests/conftest.py: AppTest runs app.py's navigation each run
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
+    navigation_mode_in_apptest()
     import test_bad_inputs as corpus
 
     outcomes = corpus.feed_every_uploader()

@@ -62,16 +62,12 @@ def offline(url: str, target: Path, *args: object, **kwargs: object) -> Path:
 
 def pages_with_error_box() -> tuple[int, list[str]]:
     """AppTest on every page but the live one, on the (empty) cache in the environment; (count, which)."""
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
-    original = PagesManager.__init__
+    from pages._shared import navigation_mode_in_apptest
 
-    def navigation_mode(self, *args, **kwargs):  # as tests/conftest.py: app.py's navigation on every run
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__, fetch.download, download = navigation_mode, offline, fetch.download
+    navigation_mode_in_apptest()
+    fetch.download, download = offline, fetch.download
     broken = []
     try:
         for page in sorted(p for p in (ROOT / "pages").glob("[!_]*.py") if p.name != "live.py"):
@@ -81,7 +77,7 @@ def pages_with_error_box() -> tuple[int, list[str]]:
             if app.exception or app.error:
                 broken.append(f"{page.name}: {[e.value for e in [*app.exception, *app.error]][:2]}")
     finally:
-        PagesManager.__init__, fetch.download = original, download
+        fetch.download = download
     return len(broken), broken
 
 
@@ -120,9 +116,9 @@ def main() -> None:
         "--full-tests", action="store_true", help="also time the full suite (about a quarter of an hour)"))
     work = Path(tempfile.mkdtemp(prefix="first_run_"))
     with environment(KERAS_HOME=str(work / "empty_keras"), VISION_LAB_HOME=str(work / "empty_home")):
-        ready = [c.name for c in models.CARDS if c.ready()]
+        ready = [c.name for c in models.cards() if c.ready()]
         bench.record("first_run_models_ready_offline", len(ready), "cards")
-        print(f"# {len(ready)} of {len(models.CARDS)} cards ready on an empty cache: {', '.join(ready)}")
+        print(f"# {len(ready)} of {len(models.cards())} cards ready on an empty cache: {', '.join(ready)}")
         count, broken = pages_with_error_box()
         bench.record("unseeded_pages_with_error_box", count, "pages")
         for line in broken:

@@ -64,7 +64,7 @@ def twelve_megapixel_jpeg() -> bytes:
 
 def main() -> None:
     bench = Bench("foundation", __doc__)
-    for name in (name for name, model in models.MODELS.items() if model.ready()):
+    for name in (name for name, model in models.all_models().items() if model.ready()):
         for figure, variant in cold_loads(name):
             code = COLD_LOAD.format(name=name, variant=variant)
             bench.record(figure, statistics.median(in_fresh_process(code) for _ in range(bench.repeats(3, 1))), "ms")

@@ -34,7 +34,7 @@ from _harness import ROOT, Bench
 os.environ.setdefault("VISION_LAB_HOME", tempfile.mkdtemp(prefix="live_bench_"))
 from vision_backend import live, models, samples  # noqa: E402
 from vision_backend.face_recognition import EMBEDDERS, recognise  # noqa: E402
-from vision_backend.face_recognition.gallery import Gallery  # noqa: E402
+from vision_backend.workspace import Workspace  # noqa: E402
 from vision_backend.imageops import resize_square  # noqa: E402
 
 SIZE = (640, 480)
@@ -77,7 +77,7 @@ def detectors(bench: Bench) -> None:
 
 def recognition(bench: Bench) -> None:
     embedder = EMBEDDERS["dlib_resnet_face"]
-    gallery = Gallery(Path(tempfile.mkdtemp(prefix="live_gallery_")))
+    gallery = Workspace.at(Path(tempfile.mkdtemp(prefix="live_gallery_"))).gallery()
     for person, photo in PEOPLE.items():
         faces = recognise.analyse(embedder, samples.load_sample(photo))
         one = recognise.largest_index(faces.detections)
@@ -102,7 +102,7 @@ def transfer_head(bench: Bench) -> None:
     from vision_backend.transfer.head import HeadSettings, train_project
     from vision_backend.workspace import Workspace
 
-    project = Workspace(Path(tempfile.mkdtemp(prefix="live_space_"))).project("flowers")
+    project = Workspace.at(Path(tempfile.mkdtemp(prefix="live_space_"))).project("flowers")
     folders = demo.class_folders(demo.DEMO_CLASSES.path())
     for label in ("daisy", "sunflower"):
         for file in folders[label][:8]:

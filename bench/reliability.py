@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import browser_tools  # noqa: E402
 import test_reliability as crash  # noqa: E402
 
-from vision_backend.face_recognition.gallery import Gallery  # noqa: E402
+from vision_backend.workspace import Workspace  # noqa: E402
 from vision_backend.paths import keras_home  # noqa: E402
-from vision_backend.transfer.projects import Project  # noqa: E402
 
 
 TTL_S = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["disconnectedSessionTTL"]
@@ -66,7 +65,7 @@ def visitors(bench: Bench, work: Path) -> None:
 
 def project_damage(root: Path, saved: int) -> tuple[int, int, int]:
     """(lost, orphans, duplicates) of the crash project after it is opened again."""
-    project = Project(root, "crash test", create=False)
+    project = Workspace.at(root).project("crash test", create=False)
     examples = project.examples()
     on_disk = {p.name for p in project.images.folder.iterdir()}
     digests = [e.digest for e in examples]
@@ -76,7 +75,7 @@ def project_damage(root: Path, saved: int) -> tuple[int, int, int]:
 
 
 def gallery_damage(root: Path, saved: int) -> tuple[int, int, int]:
-    gallery = Gallery(root)
+    gallery = Workspace.at(root).gallery()
     rows = gallery.db.rows("SELECT person, recogniser, crop FROM faces")
     crops = {p.name for p in gallery.crops.folder.iterdir()}
     lost = max(0, saved - len(rows))
@@ -104,7 +103,7 @@ def kills(bench: Bench, work: Path) -> None:
 def two_writers(bench: Bench, work: Path) -> None:
     children = [crash.run_child(crash.WRITER, str(work / "w"), str(seed)) for seed in (1, 2)]
     errors = sum(child.wait(timeout=900) != 0 for child in children)
-    project = Project(work / "w" / "projects", "shared", create=False)
+    project = Workspace.at(work / "w").project("shared", create=False)
     missing = 300 - len(project.examples())
     bench.record("two_process_write_errors", errors + abs(missing), "errors")
 

@@ -14,7 +14,7 @@ from vision_backend.cards import ModelCard
 
 def to_get() -> list[ModelCard]:
     """The cards that are missing and have a public download (the rest say how to get them)."""
-    return [c for c in models.CARDS if not c.ready() and c.downloadable()]
+    return [c for c in models.cards() if not c.ready() and c.downloadable()]
 
 
 def get_everything(key: str) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
-import sys
+import re
 import uuid
-from pathlib import Path
+import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
@@ -20,15 +21,14 @@ import numpy as np
 import streamlit as st
 
 from vision_backend import fetch, models, samples
-from vision_backend.cards import ModelCard, ModelMissingError
+from vision_backend.cards import ModelCard
+from vision_backend.errors import ImageIntakeError, ModelMissingError, UserError
 from vision_backend.imageops import fit_long_side
-from vision_backend.intake import SUPPORTED, ImageIntakeError, Photo, read_photo
+from vision_backend.intake import SUPPORTED, Photo, read_photo
 from vision_backend.model import Model, Param
-from vision_backend.storage import InvalidName, NameTaken
 from vision_backend.workspace import Workspace, remove_expired_visits
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-APP = Path(__file__).resolve().parents[1] / "app.py"
 log = logging.getLogger("vision_lab")
 
 
@@ -82,7 +82,19 @@ def param_widgets(model: Model, prefix: str) -> dict[str, Any]:
     if model.presets:
         st.radio("Setup", list(model.presets), key=keep(f"{prefix}:{model.name}:preset", next(iter(model.presets))),
                  on_change=_apply_preset, args=(prefix, model), horizontal=True)
-    return {p.name: param_widget(p, keep(setting_key(prefix, model, p), p.default)) for p in model.params}
+    return settings_widgets(model.params, lambda p: setting_key(prefix, model, p))
+
+
+def settings_widgets(params: tuple[Param, ...], key: Callable[[Param], str], columns: int = 1) -> dict[str, Any]:
+    """A kept widget per setting (``key`` names each), laid out in ``columns``; returns the chosen values. Every
+    settings form is built this way, from the settings as data: a model's, a trainer's."""
+    cells = st.columns(columns) if columns > 1 else [st.container()]
+    return {p.name: _in(cells[i % len(cells)], p, key(p)) for i, p in enumerate(params)}
+
+
+def _in(cell: Any, param: Param, key: str) -> Any:
+    with cell:
+        return param_widget(param, keep(key, param.default))
 
 
 def current_settings(model: Model, prefix: str) -> dict[str, Any]:
@@ -117,21 +129,6 @@ def ensure_ready(card: ModelCard) -> bool:
     return False
 
 
-WARM_MODELS = ("yunet", "dlib_hog", "viola_jones", "mtcnn", "nanodet_m", "dlib_resnet_face", "mobilenetv2_int8_onnx",
-               "mobilenet_v2_quant_tflite", "mobilenet_v2_notop")
-"""Loaded as the server starts, so a first visit does not wait for them (each is shared by every session)."""
-
-
-def warm_models() -> None:
-    for name in WARM_MODELS:
-        model = models.get(name)
-        if model.ready():
-            try:
-                model.runtime()
-            except Exception:  # noqa: BLE001 — a model that cannot load says so when a page needs it
-                log.exception("warming %s failed", name)
-
-
 def licence_note(card: ModelCard, detail: str = "") -> None:
     """The card's title and licence under a model choice; a copyleft licence gets a plain-words warning."""
     st.caption(f"{card.title} · licence **{card.licence}**{detail}")
@@ -145,6 +142,46 @@ def ready_model(name: str) -> Model | None:
     """The registered model ``name`` once its files are here (fetched on first use), else None."""
     model = models.get(name)
     return model if ensure_ready(model.card) else None
+
+
+# ---- results cached by photo -------------------------------------------------------------------------
+_DIGESTS: dict[int, tuple[Any, str]] = {}
+
+
+def photo_key(photo: np.ndarray | list[np.ndarray]) -> str:
+    """A photo's (or a list's) content digest, as every cache here keys photos: Streamlit's own hash samples
+    100,000 of a large array's values, so two photos of one size could share a cached result. Each array's
+    digest is kept while the array lives (the current photo is hashed once, not on every rerun)."""
+    if isinstance(photo, (list, tuple)):
+        return hashlib.blake2b("".join(photo_key(p) for p in photo).encode(), digest_size=16).hexdigest()
+    known = _DIGESTS.get(id(photo))
+    if known is not None and known[0]() is photo:
+        return known[1]
+    image = np.ascontiguousarray(photo)
+    digest = hashlib.blake2b(f"{image.shape}{image.dtype}".encode() + image.data, digest_size=16).hexdigest()
+    for gone in [k for k, (ref, _) in _DIGESTS.items() if ref() is None]:
+        _DIGESTS.pop(gone, None)
+    _DIGESTS[id(photo)] = (weakref.ref(photo), digest)
+    return digest
+
+
+def photo_cache(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``st.cache_data`` for a function whose first argument is a photo (or a list of photos), keyed by
+    :func:`photo_key`: the one way pages cache what a model made of a photo."""
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        def cached(key: str, _photo: Any, *args: Any, **kwargs: Any) -> Any:
+            return function(_photo, *args, **kwargs)
+
+        cached.__module__, cached.__qualname__ = function.__module__, function.__qualname__  # its own cache
+        stored = st.cache_data(**options)(cached)
+
+        @functools.wraps(function)
+        def call(photo: Any, *args: Any, **kwargs: Any) -> Any:
+            return stored(photo_key(photo), photo, *args, **kwargs)
+
+        return call
+
+    return wrap
 
 
 # ---- the photo --------------------------------------------------------------------------------------
@@ -163,19 +200,32 @@ def sample_photo(name: str) -> np.ndarray:
     return samples.load_sample(name)
 
 
+def literal(text: str) -> str:
+    """Text shown as it is in Markdown (a name a person typed, an error's message): no emphasis, links,
+    maths or escapes made from its characters."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+
+
+def show_error(error: BaseException) -> None:
+    """Any failure as the page shows it: a missing model offers to get it, a person's error says itself,
+    anything else is logged and said in one plain line."""
+    if isinstance(error, ModelMissingError):
+        ensure_ready(error.card)
+    elif isinstance(error, UserError):
+        st.error(literal(str(error)), icon=":material/error:")
+    else:
+        log.error("page failed", exc_info=error)
+        st.error("Something went wrong on this part of the page; the rest still works. "
+                 "The server's log has the details.", icon=":material/error:")
+
+
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn any failure inside the block into a message in the page, never a traceback."""
     try:
         yield
-    except (ImageIntakeError, InvalidName, NameTaken) as error:
-        st.error(str(error), icon=":material/error:")
-    except ModelMissingError as error:
-        ensure_ready(error.card)
-    except Exception:  # the last line of defence for the browser
-        log.exception("page failed")
-        st.error("Something went wrong on this part of the page; the rest still works. "
-                 "The server's log has the details.", icon=":material/error:")
+    except Exception as error:  # the last line of defence for the browser
+        show_error(error)
 
 
 def guarded_fragment(draw: Callable[..., None]) -> Callable[..., None]:
@@ -189,11 +239,13 @@ def guarded_fragment(draw: Callable[..., None]) -> Callable[..., None]:
     return st.fragment(guarded)
 
 
-def tabbed(parts: dict[str, Callable[[], None]]) -> None:
-    """One tab per entry, each drawn under :func:`friendly_errors`."""
-    for tab, draw in zip(st.tabs(list(parts)), parts.values()):
-        with tab, friendly_errors():
-            draw()
+def tabbed(parts: dict[str, Callable[[], None]], first: tuple[str, ...] = ()) -> None:
+    """One tab per entry, each drawn under :func:`friendly_errors`; the tabs named in ``first`` are drawn
+    before the others (what they change, the others then show in the same run)."""
+    tabs = dict(zip(parts, st.tabs(list(parts))))
+    for name in [*first, *(n for n in parts if n not in first)]:
+        with tabs[name], friendly_errors():
+            parts[name]()
 
 
 def photo_source(where: Any = None) -> None:
@@ -246,29 +298,46 @@ def current_photo() -> tuple[str, np.ndarray]:
 
 
 # ---- every page ---------------------------------------------------------------------------------
-def _via_app() -> bool:
-    """True when this run came through ``app.py``'s navigation (its frame is on the stack)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if Path(frame.f_code.co_filename) == APP:
-            return True
-        frame = frame.f_back
-    return False
+def leave_folder_mode() -> bool:
+    """Streamlit's old folder mode switched off for the process; True when this run was in it.
+
+    Streamlit sees our ``pages/`` folder at start-up and, until ``st.navigation`` is first called in the
+    process, runs a page URL opened directly (``/face_detection``) in its old folder mode: the page script
+    alone, without ``app.py``'s navigation and photo picker. Every session that arrives before that (eight
+    visitors opening the link together on a cold server) would get the bare page; so would every run of
+    Streamlit's AppTest, which starts each run in that mode. The flag Streamlit reads at each run's start
+    says which mode this run is in.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    was = bool(PagesManager.uses_pages_directory)
+    PagesManager.uses_pages_directory = False
+    return was
+
+
+def navigation_mode_in_apptest() -> None:
+    """Streamlit's AppTest (tests and benches) runs every script run through ``app.py``'s navigation, as the
+    server does once ``st.navigation`` has been called: AppTest 1.67 resets the flag and makes a new
+    PagesManager for every run, which would put each run back in folder mode (and a rerun there loses the
+    click that caused it). Idempotent."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager.__init__, "navigation_mode", False):
+        return
+    original = PagesManager.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    init.navigation_mode = True  # type: ignore[attr-defined]
+    PagesManager.__init__ = init
 
 
 def start_page(title: str, caption: str) -> None:
-    """A page's title and one-line caption, after making sure the run has the whole app.
-
-    Streamlit sees our ``pages/`` folder at start-up and, until ``st.navigation`` is first called
-    in the process, runs a page URL opened directly (``/face_detection``) in its old folder mode:
-    the page script alone, without ``app.py``'s navigation and photo picker. Every session that
-    arrives before that (eight visitors opening the link together on a cold server) would get the
-    bare page. Any page run that did not come through ``app.py`` leaves that mode and runs again.
-    """
-    if not _via_app():
-        from streamlit.runtime.pages_manager import PagesManager
-
-        PagesManager.uses_pages_directory = False
+    """A page's title and one-line caption, after making sure the run has the whole app (a run in the old
+    folder mode runs again, through ``app.py``)."""
+    if leave_folder_mode():
         st.rerun()
     st.title(title)
     st.caption(caption)

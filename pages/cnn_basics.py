@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._shared import current_photo, friendly_errors, keep, ready_model, start_page
+from pages._shared import current_photo, guarded_fragment, keep, ready_model, start_page, tabbed
 from vision_backend import convolution as cv
+from vision_backend import models
 from vision_backend.imageops import resize_square
 
 WORK_SIDE = 256
@@ -22,7 +23,7 @@ def kernel_weights(name: str) -> np.ndarray:
     return grid.to_numpy(np.float32)
 
 
-@st.fragment
+@guarded_fragment
 def kernel_tab(grey: np.ndarray) -> None:
     c1, c2, c3, c4 = st.columns(4)
     name = c1.selectbox("Kernel", list(cv.KERNELS), key=keep("cb_kernel", "Laplacian edge"))
@@ -45,7 +46,7 @@ def kernel_tab(grey: np.ndarray) -> None:
                   f"{', ReLU' if use_relu else ''}) · values {output.min():.2f} to {output.max():.2f}")
 
 
-@st.fragment
+@guarded_fragment
 def layer_tab(grey: np.ndarray) -> None:
     st.markdown("A conv layer holds many kernels and answers with one **feature map** per kernel: a stack as deep "
                 "as the number of kernels. Each map lights up where its pattern is.")
@@ -67,7 +68,7 @@ def layer_tab(grey: np.ndarray) -> None:
             st.caption(name)
 
 
-@st.fragment
+@guarded_fragment
 def pool_tab(photo: np.ndarray) -> None:
     st.markdown("Pooling 2x2 with stride 2 keeps one value of every 2x2 block — the largest (max) or the mean "
                 "(average) — so each step halves the image, as CNNs do between their conv blocks.")
@@ -82,7 +83,7 @@ def pool_tab(photo: np.ndarray) -> None:
 def loaded_base():
     """The real MobileNetV2 base and its layers worth showing; a status line while it loads (the
     first visit starts TensorFlow: 10-20 s), so the tab never sits as empty slots."""
-    base = ready_model("mobilenet_v2_notop")
+    base = ready_model(models.default("transfer base").name)
     if base is None:
         return None, []
     with st.status("Loading the real MobileNetV2 (the first time starts TensorFlow, 10–20 s)…") as status:
@@ -100,32 +101,28 @@ def feature_maps(_base, photo: np.ndarray, layer: str, count: int) -> tuple[np.n
         return maps, channels, keras_base.get_layer(layer).output.shape[-1]
 
 
-@st.fragment
+@guarded_fragment
 def real_tab(photo: np.ndarray) -> None:
-    with friendly_errors():
-        st.markdown("The real MobileNetV2 (ImageNet weights): early layers answer to edges and colours, late layers to "
-                    "parts and textures, at lower resolution and in many more channels.")
-        base, layers = loaded_base()
-        if base is None:
-            return
-        layer = st.select_slider("Layer (input → output)", layers, key=keep("cb_layer", layers[0]))
-        count = st.slider("Feature maps to show", 4, 32, step=4, key=keep("cb_count", 16))
-        maps, channels, total = feature_maps(base, photo, layer, count)
-        st.caption(f"MobileNetV2 layer `{layer}` ({layers.index(layer) + 1} of {len(layers)}): {total} channels of "
-                   f"{maps.shape[1]}x{maps.shape[2]}; showing the {len(maps)} most active")
-        columns = st.columns(8)
-        for i, (feature_map, channel) in enumerate(zip(maps, channels)):
-            with columns[i % 8]:
-                st.image(cv.enlarged(cv.to_display(feature_map), 112), width="stretch")
-                st.caption(f"#{channel}")
+    st.markdown("The real MobileNetV2 (ImageNet weights): early layers answer to edges and colours, late layers to "
+                "parts and textures, at lower resolution and in many more channels.")
+    base, layers = loaded_base()
+    if base is None:
+        return
+    layer = st.select_slider("Layer (input → output)", layers, key=keep("cb_layer", layers[0]))
+    count = st.slider("Feature maps to show", 4, 32, step=4, key=keep("cb_count", 16))
+    maps, channels, total = feature_maps(base, photo, layer, count)
+    st.caption(f"MobileNetV2 layer `{layer}` ({layers.index(layer) + 1} of {len(layers)}): {total} channels of "
+               f"{maps.shape[1]}x{maps.shape[2]}; showing the {len(maps)} most active")
+    columns = st.columns(8)
+    for i, (feature_map, channel) in enumerate(zip(maps, channels)):
+        with columns[i % 8]:
+            st.image(cv.enlarged(cv.to_display(feature_map), 112), width="stretch")
+            st.caption(f"#{channel}")
 
 
 start_page("CNN basics", "A convolutional layer slides small kernels over the image and adds up products; ReLU keeps "
            "the positive answers; pooling halves the size. Here on your photo, step by step.")
 _, photo = current_photo()
 grey = cv.working_grey(photo, WORK_SIDE)
-tabs = st.tabs(["One kernel", "A layer = many kernels", "Pooling", "What a real CNN sees"])
-for tab, draw in zip(tabs, (lambda: kernel_tab(grey), lambda: layer_tab(grey), lambda: pool_tab(photo),
-                            lambda: real_tab(photo))):
-    with tab, friendly_errors():
-        draw()
+tabbed({"One kernel": lambda: kernel_tab(grey), "A layer = many kernels": lambda: layer_tab(grey),
+        "Pooling": lambda: pool_tab(photo), "What a real CNN sees": lambda: real_tab(photo)})

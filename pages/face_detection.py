@@ -9,44 +9,46 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._shared import (current_photo, current_settings, ensure_ready, guarded_fragment, keep, param_widgets,
-                           start_page, tabbed)
+                           photo_cache, start_page, tabbed)
 from vision_backend import drawing
 from vision_backend.detections import Detections
-from vision_backend.face_detection import DETECTORS
+from vision_backend.face_detection import DETECTORS, MTCNN, ViolaJones
 from vision_backend.face_detection import evaluate as fde
 from vision_backend.face_detection import explain
 from vision_backend.intake import encode_png
 from vision_backend.samples import PHOTOS
 
 PREFIX = "fd"
-VIOLA_JONES = DETECTORS["viola_jones"]
+VIOLA_JONES = next(d for d in DETECTORS.values() if isinstance(d, ViolaJones))
+"""The detector the explainers take apart (the integral image, Haar features, the cascade's funnel)."""
+MTCNN_DETECTOR = next(d for d in DETECTORS.values() if isinstance(d, MTCNN))
 
 
 def settings_of(name: str) -> dict:
     return current_settings(DETECTORS[name], PREFIX)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def detected(detector: str, photo: np.ndarray, settings: dict) -> Detections:
+@photo_cache(max_entries=32, show_spinner=False)
+def detected(photo: np.ndarray, detector: str, settings: dict) -> Detections:
     """One detector's faces on a photo at some settings, found once: the Detect tab, the actions below it and
     the Haar features reuse it, and so does the page's next visit (its caption then gives that run's time)."""
     return DETECTORS[detector].detect(photo, **settings)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@photo_cache(max_entries=8, show_spinner=False)
 def hog_picture(photo: np.ndarray, cell: int) -> np.ndarray:
     return explain.hog_cells(photo, cell)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@photo_cache(max_entries=8, show_spinner=False)
 def mtcnn_stages(photo: np.ndarray, settings: dict) -> list[tuple[str, Detections]]:
-    return explain.mtcnn_stages(DETECTORS["mtcnn"], photo, **settings)
+    return explain.mtcnn_stages(MTCNN_DETECTOR, photo, **settings)
 
 
 def annotated(photo: np.ndarray, found, detector: str) -> np.ndarray:
-    """The faces drawn with their numbers: Viola-Jones's as a count of votes, the others' as scores."""
-    votes = [f"{score:.0f} votes" for score in found.scores] if detector == "viola_jones" else None
-    return drawing.draw_detections(photo, found, show_scores=votes is None, captions=votes, legend=True)
+    """The faces drawn with their numbers as each detector's score reads (Viola-Jones's: a count of votes)."""
+    return drawing.draw_detections(photo, found, show_scores=False, captions=DETECTORS[detector].caption(found.scores),
+                                   legend=True)
 
 
 @guarded_fragment
@@ -57,10 +59,10 @@ def detector_column(name: str, photo: np.ndarray) -> None:
         settings = param_widgets(detector, PREFIX)
     if not ensure_ready(detector.card):
         return
-    found = detected(name, photo, settings)
+    found = detected(photo, name, settings)
     st.image(annotated(photo, found, name), width="stretch")
-    score = "votes" if name == "viola_jones" else "score"
-    st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: {score})")
+    st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: "
+               f"{detector.score_label}, {detector.score_help})")
 
 
 def detect_tab(name: str, photo: np.ndarray) -> None:
@@ -76,8 +78,6 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
             detector_column(detector, photo)
         if detector in waiting:
             waiting[detector].empty()
-    st.caption("Box labels: Viola-Jones shows how many overlapping windows voted for the face (its "
-               "minNeighbors counts these); the others show their own confidence, 0 to 1 (HOG: the SVM margin).")
     ready = [k for k in chosen if DETECTORS[k].ready()]
     if ready:
         face_actions(name, photo, ready)
@@ -88,7 +88,7 @@ def face_actions(name: str, photo: np.ndarray, detectors: list[str]) -> None:
     st.subheader("Do something with the faces")
     source = st.selectbox("Use the faces found by", detectors, key=keep("fd_action_source", detectors[0]),
                           format_func=lambda k: DETECTORS[k].title, help="With that detector's settings above.")
-    faces = detected(source, photo, settings_of(source))
+    faces = detected(photo, source, settings_of(source))
     mode = st.radio("Privacy", ["none", "blur", "pixelate"], horizontal=True, key=keep("fd_privacy", "none"))
     shown = photo if mode == "none" else drawing.anonymise(photo, faces, mode)
     picture = annotated(shown, faces, source) if mode == "none" else shown
@@ -103,21 +103,22 @@ def face_actions(name: str, photo: np.ndarray, detectors: list[str]) -> None:
     downloads.download_button("Detections (JSON)", json.dumps({"image": name, "detector": source,
                                                                "faces": faces.to_records()}, indent=1),
                               f"{stem}_{source}.json", "application/json", on_click="ignore")
-    if source == "viola_jones" and st.toggle("Also look for eyes inside these faces", key=keep("fd_eyes", False)):
+    if DETECTORS[source] is VIOLA_JONES and st.toggle("Also look for eyes inside these faces",
+                                                      key=keep("fd_eyes", False)):
         eyes = VIOLA_JONES.detect_eyes(photo, faces)
         st.image(drawing.draw_detections(drawing.draw_detections(photo, faces, show_scores=False), eyes,
                                          show_scores=False, rgb=(22, 163, 74)), caption=f"{len(eyes)} eye(s)",
                  width="stretch")
 
 
-@st.cache_data(max_entries=8, show_spinner="Running the cascade stage by stage…")
+@photo_cache(max_entries=8, show_spinner="Running the cascade stage by stage…")
 def funnel(image: np.ndarray, cascade: str):
     return explain.cascade_funnel(VIOLA_JONES.cascade_path(cascade), image)
 
 
 def haar_features(photo: np.ndarray, ii: np.ndarray) -> None:
     """The four classic Haar features placed where they sit on the first face Viola-Jones finds."""
-    faces = detected("viola_jones", photo, VIOLA_JONES.defaults())
+    faces = detected(photo, VIOLA_JONES.name, VIOLA_JONES.defaults())
     if not len(faces):
         st.info("Viola-Jones found no face in this photo; try the astronaut sample.")
         return
@@ -172,10 +173,9 @@ def mtcnn_tab(photo: np.ndarray) -> None:
     st.markdown("MTCNN is a cascade of three CNNs: **P-Net** proposes boxes at every pyramid level, **R-Net** "
                 "refines and rejects them, **O-Net** gives the final boxes and five landmarks. "
                 "It uses the settings from the Detect tab.")
-    mtcnn = DETECTORS["mtcnn"]
-    if not mtcnn.ready():
+    if not MTCNN_DETECTOR.ready():
         return
-    for column, (stage, found) in zip(st.columns(3), mtcnn_stages(photo, settings_of("mtcnn"))):
+    for column, (stage, found) in zip(st.columns(3), mtcnn_stages(photo, settings_of(MTCNN_DETECTOR.name))):
         column.image(drawing.draw_detections(photo, found, show_scores=stage == "O-Net", legend=True), width="stretch",
                      caption=f"after {stage}: {len(found)} candidate(s)")
 
@@ -201,8 +201,8 @@ def measured_setups() -> list[tuple[str, str, dict]]:
     Viola-Jones's thorough setup beside its fast one when the fast one is shown (the trade-off)."""
     thorough = {**VIOLA_JONES.defaults(), **VIOLA_JONES.presets["Thorough"]}
     runs = [(d.title, name, settings_of(name)) for name, d in DETECTORS.items() if d.ready()]
-    if settings_of("viola_jones") != thorough:
-        runs.insert(1, ("Viola-Jones, thorough setup", "viola_jones", thorough))
+    if settings_of(VIOLA_JONES.name) != thorough:
+        runs.insert(1, ("Viola-Jones, thorough setup", VIOLA_JONES.name, thorough))
     return runs
 
 

@@ -1,6 +1,5 @@
 """Face recognition: enrol people, recognise them in any photo, verify two faces, measure on LFW."""
 
-import hashlib
 from collections import Counter
 
 import numpy as np
@@ -9,9 +8,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep,
-                           param_widgets, sample_photo, start_page, workspace)
-from vision_backend import drawing, samples
+from pages._shared import (guarded_fragment, UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep, photo_cache,
+                           param_widgets, sample_photo, start_page, tabbed, workspace)
+from vision_backend import drawing, models, samples
 from vision_backend.face_recognition import EMBEDDERS, FaceEmbedder, lfw, recognise, scratch
 from vision_backend.face_recognition.gallery import Gallery
 from vision_backend.face_recognition.recognise import Faces
@@ -19,20 +18,18 @@ from vision_backend.intake import ImageIntakeError, encode_png, read_image_file
 from vision_backend.samples import PHOTOS
 
 PREFIX = "fr"
-DEFAULT_EMBEDDER = "dlib_resnet_face"
 
 
 # ---- faces of a photo, once per photo and embedder ----------------------------------------------
-@st.cache_data(max_entries=16, show_spinner="Finding and embedding faces…")
-def _analysed(photo_key: str, embedder: str, _image: np.ndarray) -> Faces:
-    return recognise.analyse(EMBEDDERS[embedder], _image)
+@photo_cache(max_entries=16, show_spinner="Finding and embedding faces…")
+def _analysed(image: np.ndarray, embedder: str) -> Faces:
+    return recognise.analyse(EMBEDDERS[embedder], image)
 
 
 def faces_in(image: np.ndarray, embedder: FaceEmbedder) -> Faces:
-    """Every face in ``image`` (HOG), its unit embedding and the crop the network saw; cached on the
-    photo's bytes, so every tab and rerun reuses one analysis."""
-    key = hashlib.sha256(repr(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
-    return _analysed(key, embedder.name, image)
+    """Every face in ``image`` (the face finder's), its unit embedding and the crop the network saw; cached on
+    the photo's content, so every tab and rerun reuses one analysis."""
+    return _analysed(image, embedder.name)
 
 
 def embedder_label(name: str) -> str:
@@ -44,8 +41,9 @@ def choose_embedder() -> tuple[FaceEmbedder | None, float]:
     """The recogniser and its same-person threshold (None while its weights are not here)."""
     left, right = st.columns([3, 2])
     chosen = left.radio("Recogniser", list(EMBEDDERS), format_func=embedder_label, horizontal=True,
-                        key=keep("fr_embedder", DEFAULT_EMBEDDER),
-                        help="dlib's ResNet runs here; VGGFace2's weights (95 MB) are fetched on first use.")
+                        key=keep("fr_embedder", models.default("embed").name),
+                        help="Each turns a face into an embedding; one whose weights are not here yet is fetched on "
+                             "first use.")
     embedder = EMBEDDERS[chosen]
     if not ensure_ready(embedder.card):
         return None, 0.0
@@ -208,27 +206,26 @@ def distance_gauge(distance: float, threshold: float) -> go.Figure:
     return gauge.update_layout(height=220, margin={"t": 30, "b": 0})
 
 
-@st.fragment
+@guarded_fragment
 def verify_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: float) -> None:
     """The second photo's widgets rerun this tab only."""
-    with friendly_errors():
-        st.markdown("Are two faces the same person? Left: the current photo. Right: another photo.")
-        other_name, other = second_photo()
-        if other is None:
-            return
-        faces_a, faces_b = faces_in(photo, embedder), faces_in(other, embedder)
-        if not len(faces_a) or not len(faces_b):
-            st.warning(f"No face found in {name if not len(faces_a) else other_name}.", icon=":material/face:")
-            return
-        a, b = recognise.largest_index(faces_a.detections), recognise.largest_index(faces_b.detections)
-        same, distance = recognise.verify(faces_a.vectors[a], faces_b.vectors[b], threshold)
-        c1, c2, c3 = st.columns([1, 1, 2])
-        c1.image(faces_a.crops[a], caption=name, width="stretch")
-        c2.image(faces_b.crops[b], caption=other_name, width="stretch")
-        c3.metric("Distance", f"{distance:.3f}")
-        verdict = "the same person" if same else "different people"
-        c3.caption(f"Verdict: **{verdict}** (threshold {threshold:.2f}; the largest face of each photo)")
-        c3.plotly_chart(distance_gauge(distance, threshold), width="stretch")
+    st.markdown("Are two faces the same person? Left: the current photo. Right: another photo.")
+    other_name, other = second_photo()
+    if other is None:
+        return
+    faces_a, faces_b = faces_in(photo, embedder), faces_in(other, embedder)
+    if not len(faces_a) or not len(faces_b):
+        st.warning(f"No face found in {name if not len(faces_a) else other_name}.", icon=":material/face:")
+        return
+    a, b = recognise.largest_index(faces_a.detections), recognise.largest_index(faces_b.detections)
+    same, distance = recognise.verify(faces_a.vectors[a], faces_b.vectors[b], threshold)
+    c1, c2, c3 = st.columns([1, 1, 2])
+    c1.image(faces_a.crops[a], caption=name, width="stretch")
+    c2.image(faces_b.crops[b], caption=other_name, width="stretch")
+    c3.metric("Distance", f"{distance:.3f}")
+    verdict = "the same person" if same else "different people"
+    c3.caption(f"Verdict: **{verdict}** (threshold {threshold:.2f}; the largest face of each photo)")
+    c3.plotly_chart(distance_gauge(distance, threshold), width="stretch")
 
 
 # ---- measure on LFW ---------------------------------------------------------------------------------
@@ -263,16 +260,15 @@ def lfw_figures(results: lfw.PairResults, embedder: FaceEmbedder) -> None:
     right.plotly_chart(histogram.update_layout(height=380), width="stretch")
 
 
-@st.fragment
+@guarded_fragment
 def measure_tab(embedder: FaceEmbedder) -> None:
-    with friendly_errors():
-        st.markdown("**Labeled Faces in the Wild**, the standard test: fold 1 of the official pairs — 300 pairs of "
-                    "the same person, 300 of different people, faces the network never saw.")
-        lfw.LFW.require()
-        if st.button("Measure on LFW fold 1 (600 pairs)", type="primary", key="fr_measure") or \
-                st.session_state.get("fr_measured") == embedder.name:
-            st.session_state.fr_measured = embedder.name
-            lfw_figures(lfw_results(embedder.name), embedder)
+    st.markdown("**Labeled Faces in the Wild**, the standard test: fold 1 of the official pairs — 300 pairs of "
+                "the same person, 300 of different people, faces the network never saw.")
+    lfw.LFW.require()
+    if st.button("Measure on LFW fold 1 (600 pairs)", type="primary", key="fr_measure") or \
+            st.session_state.get("fr_measured") == embedder.name:
+        st.session_state.fr_measured = embedder.name
+        lfw_figures(lfw_results(embedder.name), embedder)
 
 
 # ---- from scratch vs transfer -----------------------------------------------------------------------
@@ -300,30 +296,26 @@ def comparison_figures(result: scratch.Comparison, embedder: FaceEmbedder) -> No
                                       title=title).update_layout(height=420), width="stretch")
 
 
-@st.fragment
+@guarded_fragment
 def scratch_tab(embedder: FaceEmbedder) -> None:
-    with friendly_errors():
-        st.markdown("The deck's experiment: tell apart the **five LFW people with the most photos** (1,140 photos). "
-                    "(a) A small CNN trained **from scratch** on these photos only; (b) a simple classifier on the "
-                    "**face embeddings** of a network trained on millions of faces (transfer). Same held-out quarter.")
-        lfw.LFW.require()
-        if st.button("Run the comparison (a few minutes the first time)", key="fr_scratch") or \
-                st.session_state.get("fr_compared") == embedder.name:
-            st.session_state.fr_compared = embedder.name
-            comparison_figures(comparison(embedder.name), embedder)
+    st.markdown("The deck's experiment: tell apart the **five LFW people with the most photos** (1,140 photos). "
+                "(a) A small CNN trained **from scratch** on these photos only; (b) a simple classifier on the "
+                "**face embeddings** of a network trained on millions of faces (transfer). Same held-out quarter.")
+    lfw.LFW.require()
+    if st.button("Run the comparison (a few minutes the first time)", key="fr_scratch") or \
+            st.session_state.get("fr_compared") == embedder.name:
+        st.session_state.fr_compared = embedder.name
+        comparison_figures(comparison(embedder.name), embedder)
 
 
 def draw_tabs(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: float) -> None:
     """The five tabs; the gallery's is drawn first, so a face enrolled there is recognised in the same run."""
     gallery = workspace().gallery()
-    recognise_at, gallery_at, verify_at, measure_at, scratch_at = st.tabs(
-        ["Recognise", "Gallery: enrol people", "Verify two faces", "Measure on LFW", "From scratch vs transfer"])
-    for tab, draw in ((gallery_at, lambda: gallery_tab(name, photo, embedder, gallery)),
-                      (recognise_at, lambda: recognise_tab(name, photo, embedder, threshold, gallery)),
-                      (verify_at, lambda: verify_tab(name, photo, embedder, threshold)),
-                      (measure_at, lambda: measure_tab(embedder)), (scratch_at, lambda: scratch_tab(embedder))):
-        with tab, friendly_errors():
-            draw()
+    tabbed({"Recognise": lambda: recognise_tab(name, photo, embedder, threshold, gallery),
+            "Gallery: enrol people": lambda: gallery_tab(name, photo, embedder, gallery),
+            "Verify two faces": lambda: verify_tab(name, photo, embedder, threshold),
+            "Measure on LFW": lambda: measure_tab(embedder), "From scratch vs transfer": lambda: scratch_tab(embedder)},
+           first=("Gallery: enrol people",))
 
 
 start_page("Face recognition", "A network turns each face into a list of numbers (an embedding); the same person's "

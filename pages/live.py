@@ -7,13 +7,13 @@ import streamlit as st
 
 from pages._shared import (ensure_ready, friendly_errors, keep, licence_note, param_widgets, ready_model, start_page,
                            workspace)
-from vision_backend import live
+from vision_backend import live, models
 
 live.preload_srtp()  # before aiortc: TensorFlow's SSL symbols would crash it
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
 from vision_backend.face_detection import DETECTORS as FACE_DETECTORS  # noqa: E402
 from vision_backend.face_recognition import EMBEDDERS  # noqa: E402
-from vision_backend.face_recognition.recognise import FACE_FINDER  # noqa: E402
+from vision_backend.face_recognition.recognise import face_finder  # noqa: E402
 from vision_backend.object_detection import DETECTORS as OBJECT_DETECTORS  # noqa: E402
 from vision_backend.transfer.projects import Project  # noqa: E402
 
@@ -70,6 +70,16 @@ def kept_choice(key: str, options: list[str]) -> str:
 
 
 # ---- the tasks' pickers --------------------------------------------------------------------------
+def model_label(group: dict) -> Any:
+    """A model's title in a picker, marked when its files are not here ("fetched on first use" or "missing")."""
+    def label(name: str) -> str:
+        card = group[name].card
+        return group[name].title + ("" if card.ready() else
+                                    " — fetched on first use" if card.downloadable() else " — not on this machine")
+
+    return label
+
+
 def detector_settings(name: str) -> dict | None:
     """A face detector's settings, with the same widgets as the photo pages (None until it is here)."""
     detector = ready_model(name)
@@ -80,22 +90,22 @@ def detector_settings(name: str) -> dict | None:
 
 
 def face_task() -> live.FaceTask | None:
-    name = st.selectbox("Detector", list(FACE_DETECTORS), key=keep("live_face_detector", "yunet"),
-                        format_func=lambda k: FACE_DETECTORS[k].title)
+    name = st.selectbox("Detector", list(FACE_DETECTORS), key=keep("live_face_detector", models.default("faces").name),
+                        format_func=model_label(FACE_DETECTORS))
     privacy = st.radio("Privacy", ["none", "blur", "pixelate"], horizontal=True, key=keep("live_privacy", "none"))
     settings = detector_settings(name)
     return None if settings is None else live.FaceTask(FACE_DETECTORS[name], settings, privacy)
 
 
 def recognition_task() -> live.RecognitionTask | None:
-    chosen = st.radio("Recogniser", list(EMBEDDERS), horizontal=True, key=keep("live_embedder", "dlib_resnet_face"),
-                      format_func=lambda k: EMBEDDERS[k].title)
+    chosen = st.radio("Recogniser", list(EMBEDDERS), horizontal=True, key=keep("live_embedder", models.default("embed").name),
+                      format_func=model_label(EMBEDDERS))
     embedder = EMBEDDERS[chosen]
     if not ensure_ready(embedder.card):
         return None
     threshold = param_widgets(embedder, PREFIX)["threshold"]
-    finder = st.selectbox("Face detector", list(FACE_DETECTORS), key=keep("live_finder", FACE_FINDER),
-                          format_func=lambda k: FACE_DETECTORS[k].title)
+    finder = st.selectbox("Face detector", list(FACE_DETECTORS), key=keep("live_finder", face_finder()),
+                          format_func=model_label(FACE_DETECTORS))
     settings = detector_settings(finder)
     recheck = st.slider("Faces re-checked per frame (0 = every face, every frame)", 0, 5, step=1,
                         key=keep("live_recheck", 1),
@@ -113,9 +123,8 @@ def recognition_task() -> live.RecognitionTask | None:
 
 
 def object_task() -> live.ObjectTask | None:
-    name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, key=keep("live_object_model", "nanodet_m"),
-                    format_func=lambda k: OBJECT_DETECTORS[k].title,
-                    help="NanoDet-m is the default. YOLOv8n-seg adds instance masks; its weights are AGPL-3.0.")
+    name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, format_func=model_label(OBJECT_DETECTORS),
+                    key=keep("live_object_model", models.default("objects").name))
     licence_note(OBJECT_DETECTORS[name].card)
     detector = ready_model(name)
     if detector is None:
@@ -123,7 +132,8 @@ def object_task() -> live.ObjectTask | None:
     with st.expander(f"{detector.title} settings"):
         settings = param_widgets(detector, PREFIX)
     people = st.toggle("Keep only people (background blurred)", key=keep("live_keep_people", False),
-                       disabled=not detector.has_masks, help="Needs a model with masks (YOLOv8n-seg).")
+                       disabled=not detector.has_masks, help="Needs a model with masks: " + ", ".join(
+                           d.title for d in OBJECT_DETECTORS.values() if d.has_masks))
     return live.ObjectTask(detector, settings, people and detector.has_masks)
 
 
@@ -141,7 +151,7 @@ def record(project: Project) -> live.Recorder | None:
     if not (held.holding and label):
         return None
     current = processor().recorder
-    if current is not None and current.project.folder == project.folder and current.label == label:
+    if current is not None and current.project.scope == project.scope and current.label == label:
         return current
     return live.Recorder(project, label)
 
@@ -162,7 +172,7 @@ def class_task() -> live.ClassTask | None:
                 "page; the class bars appear once a model is saved.", icon=":material/model_training:")
         return None
     stem = st.selectbox("Model", list(saved), key=kept_choice("live_saved_model", list(saved)),
-                        format_func=lambda s: f"{s} ({saved[s][1].get('validation_accuracy', float('nan')):.0%} "
+                        format_func=lambda s: f"{s} ({saved[s].meta.get('validation_accuracy', float('nan')):.0%} "
                                               "validation)")
     return live.ClassTask.from_project(project, stem)
 

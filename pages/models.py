@@ -17,7 +17,7 @@ STATUS_ICONS = {"ready": ":material/check_circle:", "missing — fetched on firs
 
 def about(card: ModelCard) -> None:
     """What the card is, as its publisher gives it."""
-    model = models.MODELS.get(card.name)
+    model = models.all_models().get(card.name)
     rows = [("Task", card.task), ("Licence", card.licence), ("Input", card.input),
             ("Parameters", f"{card.params:,}" if card.params else ""), ("Preprocessing", card.preprocessing),
             ("Published accuracy", card.accuracy),
@@ -101,12 +101,12 @@ def panel(card: ModelCard, figures: dict[str, measured.Figure], opened: bool) ->
 
 def cards(figures: dict[str, measured.Figure]) -> None:
     """A tab of models and one of data sets; the card named in the address (``?card=yunet``, Home's table) open."""
-    chosen = models.REGISTRY.get(st.query_params.get("card", ""))
+    chosen = {c.name: c for c in models.cards()}.get(st.query_params.get("card", ""))
     kinds = {"Models": "model", "Data sets": "dataset"}
     default = "Data sets" if chosen and chosen.kind == "dataset" else None
     for tab, kind in zip(st.tabs(list(kinds), default=default), kinds.values()):
         with tab, friendly_errors():
-            for card in (c for c in models.CARDS if c.kind == kind):
+            for card in (c for c in models.cards() if c.kind == kind):
                 panel(card, figures, opened=card is chosen)
 
 
@@ -114,7 +114,7 @@ start_page(":material/inventory_2: Models and data",
            "Each model and data set: where it comes from, its licence and hash, what its publisher measured, and "
            "what the benchmarks measured on this machine. This VM's speed moves 1.4-4x from day to day: beside a "
            "time, its ratio to the bare library call in the same run is the figure that compares.")
-ready = sum(c.ready() for c in models.CARDS)
-st.caption(f"{ready} of {len(models.CARDS)} ready. Full benchmark report: `bench/REPORT.md`.")
+ready = sum(c.ready() for c in models.cards())
+st.caption(f"{ready} of {len(models.cards())} ready. Full benchmark report: `bench/REPORT.md`.")
 get_everything("models_get_everything")
 cards(measured.latest())

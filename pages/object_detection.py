@@ -1,43 +1,38 @@
 """Object detection: R-CNN's building blocks to play with, and COCO detectors with instance masks."""
 
-import functools
 import json
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import current_photo, friendly_errors, keep, licence_note, param_widgets, ready_model, start_page
-from vision_backend import drawing
+from pages._shared import (current_photo, guarded_fragment, keep, licence_note, param_widgets, photo_cache, ready_model,
+                           start_page, tabbed)
+from vision_backend import drawing, models
 from vision_backend.detections import Detections
 from vision_backend.intake import encode_png
 from vision_backend.model import Detector
 from vision_backend.object_detection import DETECTORS, coco, rcnn
 
 PREFIX = "od"
-DEFAULT = "nanodet_m"
-YOLO = DETECTORS["yolov8n_seg"]
 
 
-def fragment(draw: Callable[..., None]) -> Callable[..., None]:
-    """A part that reruns alone when its own widgets change; a failure in it, also on its own reruns
-    (which the tab's guard does not see), becomes a message."""
-    @functools.wraps(draw)
-    def guarded(*args: object) -> None:
-        with friendly_errors():
-            draw(*args)
-
-    return st.fragment(guarded)
+def default_detector() -> str:
+    return models.default("objects").name
 
 
-@st.cache_data(max_entries=16, show_spinner="Detecting…")
-def run_detector(name: str, image: np.ndarray, settings: dict) -> Detections:
+def mask_model() -> Detector | None:
+    """The first ready detector with instance masks (what the R-CNN tab shows Mask R-CNN's step with)."""
+    return next((d for d in DETECTORS.values() if d.has_masks and d.ready()), None)
+
+
+@photo_cache(max_entries=16, show_spinner="Detecting…")
+def run_detector(image: np.ndarray, name: str, settings: dict) -> Detections:
     return DETECTORS[name].detect(image, **settings)
 
 
-@st.cache_data(max_entries=8, show_spinner="Selective search: grouping superpixels…")
+@photo_cache(max_entries=8, show_spinner="Selective search: grouping superpixels…")
 def run_selective_search(image: np.ndarray, mode: str, max_side: int) -> Detections:
     return rcnn.selective_search(image, mode, max_side)
 
@@ -66,12 +61,20 @@ def detector_label(name: str) -> str:
     return DETECTORS[name].title + ("" if card.ready() else missing)
 
 
+def models_help() -> str:
+    """Which model is the default, which give masks, which are fetched on first use: from the models themselves."""
+    masks = [d.title for d in DETECTORS.values() if d.has_masks]
+    fetched = [f"{d.title} ({d.card.download_size() / 1e6:.0f} MB)" for d in DETECTORS.values()
+               if not d.ready() and d.card.downloadable()]
+    return " ".join([f"{DETECTORS[default_detector()].title} is the default.",
+                     f"With instance masks: {', '.join(masks)}." if masks else "",
+                     f"Fetched the first time you pick it: {', '.join(fetched)}." if fetched else ""])
+
+
 def choose_detector() -> Detector | None:
     """The model radio, its card and licence; the chosen model once its files are here (fetched on first use)."""
     name = st.radio("Model", list(DETECTORS), format_func=detector_label, horizontal=True,
-                    key=keep("od_model", DEFAULT),
-                    help="NanoDet-m is the default. YOLOv8n-seg adds instance masks; its weights are AGPL-3.0. "
-                         "Mask R-CNN (178 MB) is fetched the first time you pick it.")
+                    key=keep("od_model", default_detector()), help=models_help())
     card = DETECTORS[name].card
     licence_note(card, f" · input {card.input} · {card.accuracy}")
     return ready_model(name)
@@ -108,8 +111,8 @@ def keep_people(stem: str, photo: np.ndarray, found: Detections, has_masks: bool
     st.subheader("Keep only people")
     st.caption("Background removal from instance masks, as video calls do: every pixel outside a person goes.")
     if not has_masks:
-        st.info("This model gives boxes only. Pick **YOLOv8n-seg** or **Mask R-CNN** above for masks.",
-                icon=":material/info:")
+        masks = " or ".join(d.title for d in DETECTORS.values() if d.has_masks) or "a model with masks"
+        st.info(f"This model gives boxes only. Pick {masks} above for masks.", icon=":material/info:")
         return
     k1, k2 = st.columns([1, 3])
     background = k1.radio("Background", ["white", "blur", "black"], key=keep("od_background", "white"))
@@ -129,14 +132,14 @@ def keep_people(stem: str, photo: np.ndarray, found: Detections, has_masks: bool
                        on_click="ignore")  # the PNG is made on the click, not on every run
 
 
-@fragment
+@guarded_fragment
 def detect_tab(name: str, photo: np.ndarray) -> None:
     detector = choose_detector()
     if detector is None:
         return
     with st.container(horizontal=True):
         settings = param_widgets(detector, PREFIX)
-    found = run_detector(detector.name, photo, settings)
+    found = run_detector(photo, detector.name, settings)
     present = sorted(set(found.names))
     wanted = st.multiselect("Classes to show", present, key=keep(f"od_classes:{name}:{'|'.join(present)}", present),
                             help="Only classes found at this threshold are listed.")
@@ -161,7 +164,7 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
 
 
 # ---- Selective search and IoU -------------------------------------------------------------------
-@fragment
+@guarded_fragment
 def selective_search_tab(photo: np.ndarray) -> None:
     st.markdown("R-CNN's first step: **selective search** groups similar superpixels again and again; every group "
                 "seen on the way is a *region proposal* (about 2,000 per photo). A CNN then looks at each one.")
@@ -188,7 +191,7 @@ def box_sliders(column, key: str, start: tuple[float, float, float, float], widt
     return np.array([x, y, min(width, x + w), min(height, y + h)], np.float64)
 
 
-@fragment
+@guarded_fragment
 def iou_tab(photo: np.ndarray) -> None:
     st.markdown("**Intersection over union** = area of overlap ÷ area of union. 1 is the same box, 0 no overlap; "
                 "detection benchmarks count a box as found when IoU ≥ 0.5.")
@@ -214,25 +217,26 @@ def steps_table(raw: Detections, steps: list[dict]) -> pd.DataFrame:
                          for i, s in enumerate(steps)])
 
 
-@fragment
+@guarded_fragment
 def nms_tab(photo: np.ndarray) -> None:
     st.markdown("A detector fires many overlapping boxes around each object. **Greedy non-maximum suppression** keeps "
                 "the best-scoring box, drops every box overlapping it by more than the IoU threshold, and repeats.")
     c1, c2 = st.columns(2)
     nms_iou = c1.slider("IoU threshold", 0.05, 0.95, step=0.05, key=keep("nms_iou", 0.5))
     nms_score = c2.slider("Score threshold", 0.05, 0.9, step=0.05, key=keep("nms_score", 0.3))
-    if ready_model(DEFAULT) is None:
+    detector = ready_model(default_detector())
+    if detector is None:
         return
-    raw = run_detector(DEFAULT, photo, dict(score_threshold=nms_score, iou_threshold=1.0))
+    raw = run_detector(photo, detector.name, dict(score_threshold=nms_score, iou_threshold=1.0))
     raw = raw[np.arange(min(40, len(raw)))]
     if not len(raw):
-        st.info("NanoDet has no raw box at this score threshold; lower it.", icon=":material/search_off:")
+        st.info(f"{detector.title} has no raw box at this score threshold; lower it.", icon=":material/search_off:")
         return
     steps = rcnn.nms_steps(raw.boxes, raw.scores, nms_iou, raw.labels)
     kept = raw[[s["keep"] for s in steps]]
     left, right = st.columns(2)
     left.image(drawing.draw_detections(photo, raw, show_scores=False), width="stretch")
-    left.caption(f"Before: NanoDet-m's {len(raw)} raw boxes (best 40) above score {nms_score}")
+    left.caption(f"Before: {detector.title}'s {len(raw)} raw boxes (best 40) above score {nms_score}")
     right.image(drawing.draw_detections(photo, kept, show_labels=True, legend=True), width="stretch")
     right.caption(f"After NMS at IoU {nms_iou}: {len(kept)} box(es)")
     st.dataframe(steps_table(raw, steps), hide_index=True, width="stretch")
@@ -253,7 +257,7 @@ def roi_pooling(photo: np.ndarray, proposals: Detections) -> None:
     p2.caption("→ 7x7 after ROI max pooling (on the photo's colours here; on CNN features in the paper)")
 
 
-@fragment
+@guarded_fragment
 def anchors(photo: np.ndarray) -> None:
     st.markdown("**3 · Faster R-CNN (2015):** a **Region Proposal Network** replaces selective search; at every "
                 "feature-map position it scores 9 anchor boxes (3 scales x 3 ratios) and refines them.")
@@ -269,13 +273,15 @@ def anchors(photo: np.ndarray) -> None:
     st.caption(f"9 anchors: scales {', '.join(map(str, scales))} px (colour) x ratios 1:2, 1:1, 2:1")
 
 
-@fragment
+@guarded_fragment
 def instance_masks(photo: np.ndarray) -> None:
     st.markdown("**4 · Mask R-CNN (2017):** adds a small head that predicts a 28x28 mask inside every box, "
                 "pasted back at the box's size: instance segmentation.")
-    if not YOLO.ready() or not st.toggle("Show instance masks (YOLOv8n-seg, AGPL-3.0)", key=keep("rcnn_masks", False)):
+    model = mask_model()
+    if model is None or not st.toggle(f"Show instance masks ({model.title}, licence {model.card.licence})",
+                                      key=keep("rcnn_masks", False)):
         return
-    masked = run_detector(YOLO.name, photo, YOLO.defaults())
+    masked = run_detector(photo, model.name, model.defaults())
     if not len(masked):
         st.info("No object found for masks in this photo.")
         return
@@ -306,8 +312,6 @@ def rcnn_tab(photo: np.ndarray) -> None:
 start_page("Object detection", "From region proposals to instance masks: selective search, IoU and non-maximum "
            "suppression as the R-CNN papers use them, then real COCO detectors (80 classes) on ONNX Runtime.")
 photo_name, photo = current_photo()
-tabs = st.tabs(["Detect objects", "Selective search", "IoU", "Non-max suppression", "R-CNN → Mask R-CNN"])
-for tab, draw in zip(tabs, (lambda: detect_tab(photo_name, photo), lambda: selective_search_tab(photo),
-                            lambda: iou_tab(photo), lambda: nms_tab(photo), lambda: rcnn_tab(photo))):
-    with tab, friendly_errors():
-        draw()
+tabbed({"Detect objects": lambda: detect_tab(photo_name, photo), "Selective search": lambda: selective_search_tab(photo),
+        "IoU": lambda: iou_tab(photo), "Non-max suppression": lambda: nms_tab(photo),
+        "R-CNN → Mask R-CNN": lambda: rcnn_tab(photo)})

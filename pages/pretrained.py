@@ -7,9 +7,9 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep,
-                           sample_photo, start_page, workspace)
-from vision_backend import drawing, samples
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, guarded_fragment, keep, photo_cache,
+                           sample_photo, start_page, tabbed, workspace)
+from vision_backend import drawing, models, samples
 from vision_backend.classification import CLASSIFIERS, ENGINE_NAMES, Prediction, engine_agreement, gradcam, imagenet
 from vision_backend.intake import ImageIntakeError, encode_png
 from vision_backend.transfer import demo
@@ -48,8 +48,8 @@ def engine_choice(key: str, classifier: Any, where: Any) -> str:
                        key=keep(f"{key}_{classifier.name}", classifier.engines[0]))
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def classified(key: str, engine: str, photos: list[np.ndarray]) -> list[Prediction]:
+@photo_cache(max_entries=64, show_spinner=False)
+def classified(photos: list[np.ndarray], key: str, engine: str) -> list[Prediction]:
     """Predictions kept per model, engine and photos: the page's next run, or the next visit, reuses them."""
     return CLASSIFIERS[key].classify(photos, engine)
 
@@ -57,29 +57,28 @@ def classified(key: str, engine: str, photos: list[np.ndarray]) -> list[Predicti
 def classify_one(key: str, engine: str, photos: list[np.ndarray]) -> list[Prediction]:
     classifier = CLASSIFIERS[key]
     with st.spinner(f"{classifier.title} on {ENGINE_NAMES[engine]} (the first ONNX run converts the model once)…"):
-        return classified(key, engine, photos)
+        return classified(photos, key, engine)
 
 
 # ---- Classify ------------------------------------------------------------------------------------
-@st.fragment
+@guarded_fragment
 def classify_tab(photo: np.ndarray) -> None:
-    with friendly_errors():
-        c1, c2 = st.columns([2, 1])
-        chosen = c1.selectbox("Model", list(CLASSIFIERS), format_func=label,
-                              key=keep("pt_model", next(iter(CLASSIFIERS))))
-        classifier = CLASSIFIERS[chosen]
-        engine = engine_choice("pt_engine", classifier, c2)
-        card = classifier.card
-        st.caption(f"{card.title} · {card.params or 0:,} parameters · input {card.input} · {card.preprocessing} · "
-                   f"{card.accuracy} · licence {card.licence}")
-        if not ensure_ready(card):
-            return
-        prediction = classify_one(chosen, engine, [photo])[0]
-        left, right = st.columns([1, 1])
-        left.image(photo, width="stretch")
-        right.plotly_chart(top5_chart(prediction, "Top-5"), width="stretch")
-        right.caption(f"Top-1: **{pretty(prediction.top[0][1])}** ({prediction.top[0][2]:.1%}) · "
-                      f"{ENGINE_NAMES[engine]} · {prediction.ms:.0f} ms")
+    c1, c2 = st.columns([2, 1])
+    chosen = c1.selectbox("Model", list(CLASSIFIERS), format_func=label,
+                          key=keep("pt_model", next(iter(CLASSIFIERS))))
+    classifier = CLASSIFIERS[chosen]
+    engine = engine_choice("pt_engine", classifier, c2)
+    card = classifier.card
+    st.caption(f"{card.title} · {card.params or 0:,} parameters · input {card.input} · {card.preprocessing} · "
+               f"{card.accuracy} · licence {card.licence}")
+    if not ensure_ready(card):
+        return
+    prediction = classify_one(chosen, engine, [photo])[0]
+    left, right = st.columns([1, 1])
+    left.image(photo, width="stretch")
+    right.plotly_chart(top5_chart(prediction, "Top-5"), width="stretch")
+    right.caption(f"Top-1: **{pretty(prediction.top[0][1])}** ({prediction.top[0][2]:.1%}) · "
+                  f"{ENGINE_NAMES[engine]} · {prediction.ms:.0f} ms")
 
 
 # ---- Many photos ---------------------------------------------------------------------------------
@@ -106,28 +105,27 @@ def batch_row(name: str, prediction: Prediction) -> dict:
             "top-5": ", ".join(f"{pretty(label_)} {p:.0%}" for _, label_, p in prediction.top)}
 
 
-@st.fragment
+@guarded_fragment
 def batch_tab() -> None:
-    with friendly_errors():
-        st.markdown("Classify many photos at once: upload several, or use the staged sample photos.")
-        ready = ready_classifiers()
-        c1, c2 = st.columns([2, 1])
-        uploads = c1.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="pt_batch")
-        if not ready:
-            st.info(NO_CLASSIFIER, icon=":material/download:")
-            return
-        chosen = c2.selectbox("Model", ready, format_func=label, key=keep("pt_batch_model", ready[0]))
-        engine = engine_choice("pt_batch_engine", CLASSIFIERS[chosen], c2)
-        photos, rows = batch_photos(uploads)
-        if photos:
-            predictions = classify_one(chosen, engine, [p for _, p in photos])
-            rows = [batch_row(name, p) for (name, _), p in zip(photos, predictions)] + rows
-            st.caption(f"{len(photos)} photo(s) · {predictions[0].ms:.0f} ms per photo on {ENGINE_NAMES[engine]}")
-        table = pd.DataFrame(rows)
-        bar = st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")
-        st.dataframe(table, hide_index=True, width="stretch", column_config={"probability": bar})
-        st.download_button("Download the table (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv",
-                           disabled=table.empty)
+    st.markdown("Classify many photos at once: upload several, or use the staged sample photos.")
+    ready = ready_classifiers()
+    c1, c2 = st.columns([2, 1])
+    uploads = c1.file_uploader("Photos", type=UPLOAD_TYPES, accept_multiple_files=True, key="pt_batch")
+    if not ready:
+        st.info(NO_CLASSIFIER, icon=":material/download:")
+        return
+    chosen = c2.selectbox("Model", ready, format_func=label, key=keep("pt_batch_model", ready[0]))
+    engine = engine_choice("pt_batch_engine", CLASSIFIERS[chosen], c2)
+    photos, rows = batch_photos(uploads)
+    if photos:
+        predictions = classify_one(chosen, engine, [p for _, p in photos])
+        rows = [batch_row(name, p) for (name, _), p in zip(photos, predictions)] + rows
+        st.caption(f"{len(photos)} photo(s) · {predictions[0].ms:.0f} ms per photo on {ENGINE_NAMES[engine]}")
+    table = pd.DataFrame(rows)
+    bar = st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={"probability": bar})
+    st.download_button("Download the table (CSV)", table.to_csv(index=False), "predictions.csv", "text/csv",
+                       disabled=table.empty)
 
 
 # ---- Compare models ------------------------------------------------------------------------------
@@ -137,7 +135,7 @@ def everywhere(photo: np.ndarray, ready: list[str]) -> list[Prediction]:
     progress, results = st.progress(0.0), []
     for i, (key, engine) in enumerate(pairs):
         progress.progress(i / len(pairs), f"{CLASSIFIERS[key].title} on {ENGINE_NAMES[engine]}")
-        results.append(classified(key, engine, [photo])[0])
+        results.append(classified([photo], key, engine)[0])
     progress.empty()
     return results
 
@@ -179,8 +177,8 @@ def compare_tab(photo: np.ndarray) -> None:
 
 
 # ---- Grad-CAM ------------------------------------------------------------------------------------
-IMAGENET_CAM = "mobilenet_v2"
-"""The ImageNet Keras classifier Grad-CAM offers first (the smallest: 14 MB, fetched on first use)."""
+IMAGENET_CAM = models.default("grad-cam").name
+"""The ImageNet Keras classifier Grad-CAM offers first (the one whose role it is: the smallest, fetched on first use)."""
 
 
 def cam_sources() -> dict[str, str]:
@@ -206,10 +204,6 @@ def demo_explainable() -> gradcam.Explainable:
     return explainable
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading your model…")
-def saved_explainable(path: str, modified: float, meta: dict) -> gradcam.Explainable:
-    """A model saved in a project (``modified``: a retrained file loads afresh)."""
-    return gradcam.saved_explainable(path, meta)
 
 
 def explainable(source: str) -> gradcam.Explainable | None:
@@ -224,8 +218,7 @@ def explainable(source: str) -> gradcam.Explainable | None:
         return demo_explainable()
     if source.startswith("project:"):
         project, stem = source.removeprefix("project:").split("/", 1)
-        path, meta = workspace().project(project, create=False).saved_models()[stem]
-        return saved_explainable(str(path), path.stat().st_mtime, meta)
+        return gradcam.saved_explainable(workspace().project(project, create=False).models.get(stem))
     return gradcam.imagenet_explainable(CLASSIFIERS[source])
 
 
@@ -239,33 +232,32 @@ def show_cam(name: str, photo: np.ndarray, cam: np.ndarray, layer: str, opacity:
                        "image/png", on_click="ignore")  # made on the click, not on every run
 
 
-@st.fragment
+@guarded_fragment
 def grad_cam_tab(name: str, photo: np.ndarray) -> None:
-    with friendly_errors():
-        st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
-                    "score: red is where the evidence for that class is.")
-        sources = cam_sources()
-        if not sources:
-            st.info("No Keras classifier to explain yet: fetch a Keras ImageNet model in the **Classify** tab, or "
-                    "train a model on the **Transfer learning** page.", icon=":material/download:")
-            return
-        ready = [k for k in sources if k != IMAGENET_CAM or CLASSIFIERS[k].ready()]
-        source = st.selectbox("Keras classifier", list(sources), format_func=sources.get,
-                              key=keep("cam_model", (ready or list(sources))[0]))
-        subject = explainable(source)
-        if subject is None:
-            return
-        batch = subject.batch(photo)
-        top = dict(subject.top(batch))
-        if source == DEMO:
-            st.caption("This classifier knows five kinds of flower only, so on any other photo it still names one "
-                       "of them: Grad-CAM then shows what looked most like that flower. An ImageNet model above "
-                       "explains the 1,000 ImageNet classes.")
-        explain = st.selectbox("Explain the class", list(top), key=keep(f"cam_class_{source}", next(iter(top))),
-                               format_func=lambda i: f"{pretty(subject.class_names[i])} ({top[i]:.1%})")
-        opacity = st.slider("Heat-map opacity", 0.0, 1.0, step=0.05, key=keep("cam_opacity", 0.45))
-        cam, _ = subject.explain(batch, explain)
-        show_cam(name, photo, cam, subject.layer, opacity)
+    st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
+                "score: red is where the evidence for that class is.")
+    sources = cam_sources()
+    if not sources:
+        st.info("No Keras classifier to explain yet: fetch a Keras ImageNet model in the **Classify** tab, or "
+                "train a model on the **Transfer learning** page.", icon=":material/download:")
+        return
+    ready = [k for k in sources if k != IMAGENET_CAM or CLASSIFIERS[k].ready()]
+    source = st.selectbox("Keras classifier", list(sources), format_func=sources.get,
+                          key=keep("cam_model", (ready or list(sources))[0]))
+    subject = explainable(source)
+    if subject is None:
+        return
+    batch = subject.batch(photo)
+    top = dict(subject.top(batch))
+    if source == DEMO:
+        st.caption("This classifier knows five kinds of flower only, so on any other photo it still names one "
+                   "of them: Grad-CAM then shows what looked most like that flower. An ImageNet model above "
+                   "explains the 1,000 ImageNet classes.")
+    explain = st.selectbox("Explain the class", list(top), key=keep(f"cam_class_{source}", next(iter(top))),
+                           format_func=lambda i: f"{pretty(subject.class_names[i])} ({top[i]:.1%})")
+    opacity = st.slider("Heat-map opacity", 0.0, 1.0, step=0.05, key=keep("cam_opacity", 0.45))
+    cam, _ = subject.explain(batch, explain)
+    show_cam(name, photo, cam, subject.layer, opacity)
 
 
 # ---- The model zoo -------------------------------------------------------------------------------
@@ -285,8 +277,5 @@ def zoo_tab() -> None:
 start_page("Pretrained CNNs", "Networks trained on ImageNet's 1.2 million photos of 1,000 classes, used as they are: "
            "what do they see in your photo, how sure are they, how fast — and where did they look?")
 photo_name, photo = current_photo()
-tabs = st.tabs(["Classify", "Many photos", "Compare models", "Where did it look? (Grad-CAM)", "The model zoo"])
-for tab, draw in zip(tabs, (lambda: classify_tab(photo), batch_tab, lambda: compare_tab(photo),
-                            lambda: grad_cam_tab(photo_name, photo), zoo_tab)):
-    with tab, friendly_errors():
-        draw()
+tabbed({"Classify": lambda: classify_tab(photo), "Many photos": batch_tab, "Compare models": lambda: compare_tab(photo),
+        "Where did it look? (Grad-CAM)": lambda: grad_cam_tab(photo_name, photo), "The model zoo": zoo_tab})

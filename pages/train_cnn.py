@@ -1,7 +1,6 @@
 """Train a CNN: the deck's small Keras CNN on 28x28 images, live curves, evaluation, and your own digit."""
 
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages._shared import UPLOAD_TYPES, decode_photo, ensure_ready, friendly_errors, keep, start_page, workspace
+from pages._shared import (UPLOAD_TYPES, decode_photo, ensure_ready, friendly_errors, guarded_fragment, keep, start_page,
+                           settings_widgets, tabbed, workspace)
 from vision_backend.intake import ImageIntakeError
 from vision_backend.small_cnn import data, networks, training
 from vision_backend.small_cnn.digits import prepare_digit
@@ -33,11 +33,11 @@ KEEP_MODELS = 8
 """Trained CNNs kept per workspace (the newest; older sessions' files go)."""
 
 
-def model_path(dataset_name: str, preset: str) -> Path:
-    """This session's model file in the person's workspace: a short id kept for the session in the name,
-    so two sessions (two tabs, two people on the local workspace) never overwrite each other's model."""
+def model_stem(dataset_name: str, preset: str) -> str:
+    """This session's model's name in the person's workspace: a short id kept for the session in it, so two
+    sessions (two tabs, two people on the local workspace) never overwrite each other's model."""
     session = st.session_state.setdefault("cnn_session", uuid.uuid4().hex[:8])
-    return workspace().models_dir / f"cnn_{dataset_name}_{preset}_{session}.keras"
+    return f"cnn_{dataset_name}_{preset}_{session}"
 
 
 def curves(history: dict) -> go.Figure:
@@ -61,17 +61,12 @@ def network_table(preset: str, classes: int) -> pd.DataFrame:
 
 
 def training_settings(train_images: int) -> dict:
-    w1, w2, w3, w4 = st.columns(4)
-    epochs = w1.slider("Epochs", 1, 30, key=keep("cnn_epochs", 3), help="The deck trains 10.")
-    batch_size = w2.select_slider("Batch size", [16, 32, 50, 64, 128, 256], key=keep("cnn_batch", 50))
-    validation = w3.slider("Validation split", 0.0, 0.4, step=0.05, key=keep("cnn_val", 0.2))
-    sizes = sorted({n for n in (1000, 3000, 6000, 12000, 30000) if n < train_images} | {train_images})
-    count_key = keep("cnn_count", 6000)
-    if st.session_state[count_key] not in sizes:  # a size kept from a bigger data set
-        st.session_state[count_key] = min(6000, train_images)
-    count = w4.select_slider("Training images", sizes, key=count_key,
-                             help="Fewer for a quick demo; all of them for the deck's figure.")
-    return {"epochs": epochs, "batch_size": batch_size, "validation": validation, "count": count}
+    params = training.settings_for(train_images)
+    count = params[-1]
+    if st.session_state.get("_kept", {}).get("cnn_count", count.default) not in count.options:
+        st.session_state.pop("cnn_count", None)  # a size kept from a bigger data set
+        st.session_state["_kept"]["cnn_count"] = count.default
+    return settings_widgets(params, lambda p: f"cnn_{p.name}", columns=4)
 
 
 def data_preview(x_train: np.ndarray, y_train: np.ndarray, test_images: int, classes: tuple[str, ...]) -> None:
@@ -86,9 +81,13 @@ def finish(run: dict) -> None:
     """Evaluate the run on the test set and save it as this session's file (also after a stopped run)."""
     _, (x_test, y_test) = dataset(run["dataset"])
     run["evaluation"] = training.evaluate(run["model"], x_test, y_test)
-    run["path"] = model_path(run["dataset"], run["preset"])
-    run["model"].save(run["path"])
-    workspace().prune_models("cnn_*.keras", keep=KEEP_MODELS)
+    kept = workspace().trained_cnns()
+    saved = kept.save_written(model_stem(run["dataset"], run["preset"]), run["model"].save,
+                              {"dataset": run["dataset"], "preset": run["preset"],
+                               "test_accuracy": run["evaluation"].accuracy},
+                              ".keras")
+    run["path"] = saved.path
+    kept.keep_newest(KEEP_MODELS)
 
 
 def train_now(run: dict, train_set: tuple[np.ndarray, np.ndarray], settings: dict) -> None:
@@ -152,7 +151,7 @@ def mistakes(run: dict, x_test: np.ndarray, y_test: np.ndarray) -> None:
             st.caption(f"{names[y_test[index]]} → {names[result.predicted[index]]}")
 
 
-@st.fragment
+@guarded_fragment
 def evaluate_tab() -> None:
     run = st.session_state.get("cnn")
     if not run:
@@ -173,8 +172,8 @@ def evaluate_tab() -> None:
                          labels={"x": "predicted", "y": "true", "color": "images"}, title="Confusion matrix")
         st.plotly_chart(heat.update_layout(height=520), width="stretch")
         mistakes(run, x_test, y_test)
-        if run["path"] is not None and run["path"].is_file():
-            st.download_button("Download the model (.keras)", run["path"].read_bytes(),
+        if run.get("path") is not None and run["path"].is_file():
+            st.download_button("Download the model (.keras)", run["path"].read_bytes,
                                f"cnn_{run['dataset']}_{run['preset']}.keras", "application/octet-stream",
                                on_click="ignore")
 
@@ -208,7 +207,7 @@ def your_digit() -> tuple[np.ndarray | None, str | None]:
     return photo.image, upload.name
 
 
-@st.fragment
+@guarded_fragment
 def try_tab() -> None:
     run = st.session_state.get("cnn")
     if not run:
@@ -235,7 +234,4 @@ def try_tab() -> None:
 
 start_page("Train a CNN", "The deck's network: two convolution + pooling blocks, then two dense layers. Train it "
            "here on real 28x28 images and watch it learn, epoch by epoch.")
-tabs = st.tabs(["Train", "Evaluate", "Try it: draw a digit"])
-for tab, draw in zip(tabs, (train_tab, evaluate_tab, try_tab)):
-    with tab, friendly_errors():
-        draw()
+tabbed({"Train": train_tab, "Evaluate": evaluate_tab, "Try it: draw a digit": try_tab})

@@ -1,6 +1,5 @@
 """Transfer learning studio: label your own classes, train a head on a frozen pretrained CNN, evaluate, predict, export."""
 
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -10,34 +9,25 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep, start_page,
-                           workspace)
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, guarded_fragment,
+                           keep, literal, settings_widgets, start_page, tabbed, workspace)
+from vision_backend import models
 from vision_backend.archive import ArchiveError
 from vision_backend.classification import convert
 from vision_backend.intake import ImageIntakeError, encode_png
 from vision_backend.small_cnn.training import epoch_callback
 from vision_backend.transfer import demo, evaluate, export, features, full, head
 from vision_backend.transfer.bases import BASES
+from vision_backend.storage import SavedModel
 from vision_backend.transfer.projects import Project, thumbnail
 from vision_backend.workspace import Workspace
 
-RECIPES = {  # widget key -> value; "Teachable Machine" is its documented default recipe
-    "Vision Lab": {"tl_base": "mobilenet_v2_notop", "tl_pooling": "layers", "tl_hidden": 0, "tl_dropout": 0.5,
-                   "tl_epochs": 150, "tl_lr": 3e-3, "tl_batch": 32},
-    "Teachable Machine": {"tl_base": "mobilenet_v1_025_notop", "tl_pooling": "average", "tl_hidden": 100,
-                          "tl_dropout": 0.0, "tl_epochs": 50, "tl_lr": 1e-3, "tl_batch": 16},
-}
 MODES = {"fast": "Fast: cached features, head only", "full": "Full: augmented photos, optional fine-tuning"}
 PER_PAGE = 32  # thumbnails per page of a class; every photo is on some page, so every one can be deleted
 SHOWN_SKIPPED = 50
 
 
 # ---- small helpers ------------------------------------------------------------------------------
-def md(text: str) -> str:
-    """A name a person typed, shown literally in Markdown (no emphasis, links or maths made from it)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
-
-
 def flash(text: str) -> None:
     """A message for the next run (actions rerun the page so every count is fresh)."""
     st.session_state.setdefault("tl_flash", []).append(text)
@@ -60,7 +50,7 @@ def apply_pending() -> None:
 
 def skipped_list(lines: list[str]) -> None:
     """What was not added, one line per file."""
-    shown = "\n".join(f"- {md(line)}" for line in lines[:SHOWN_SKIPPED])
+    shown = "\n".join(f"- {literal(line)}" for line in lines[:SHOWN_SKIPPED])
     more = f"\n- … and {len(lines) - SHOWN_SKIPPED} more" if len(lines) > SHOWN_SKIPPED else ""
     st.warning(f"Skipped:\n{shown}{more}", icon=":material/warning:")
 
@@ -68,7 +58,7 @@ def skipped_list(lines: list[str]) -> None:
 def notes_list(lines: list[str]) -> None:
     """What the person should know about files that were added ("frame 1 of 3"), one line each."""
     if lines:
-        st.info("\n".join(f"- {md(line)}" for line in lines[:SHOWN_SKIPPED]), icon=":material/filter_frames:")
+        st.info("\n".join(f"- {literal(line)}" for line in lines[:SHOWN_SKIPPED]), icon=":material/filter_frames:")
 
 
 @st.cache_data(max_entries=600, show_spinner=False)
@@ -77,15 +67,14 @@ def small_photo(path: str) -> np.ndarray | None:
     return thumbnail(Path(path), 128)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the saved model…")
-def saved_model(path: str, modified: float) -> Any:
-    return export.load_saved(Path(path))
-
-
 def use_recipe(name: str) -> None:
-    for key, value in RECIPES[name].items():
-        if key != "tl_base" or BASES[value].ready():
-            st.session_state[key] = value
+    """The recipe's settings into the widgets, and its base (named by its role) where that base is here."""
+    recipe = dict(head.RECIPES[name])
+    base = models.default(recipe.pop("base"))
+    if base.ready():
+        st.session_state.tl_base = base.name
+    for setting, value in recipe.items():
+        st.session_state[f"tl_{setting}"] = value
 
 
 # ---- the project ------------------------------------------------------------------------------------
@@ -102,8 +91,8 @@ def open_project() -> Project | None:
     if c3.button("Create", key="tl_create", disabled=not new.strip()):
         with friendly_errors():
             created = space.project(new, create=True)
-            flash(f"Opened the existing project {md(created.name)}" if created.name in existing else
-                  f"Created the project {md(created.name)}")
+            flash(f"Opened the existing project {literal(created.name)}" if created.name in existing else
+                  f"Created the project {literal(created.name)}")
             then_rerun(switch_to=created.name, clear=("tl_new_name",))
     demo_button(space, existing)
     return space.project(chosen, create=False) if chosen in existing else None
@@ -127,12 +116,12 @@ def label_tab(project: Project, photo_name: str, photo: np.ndarray) -> None:
     for text in st.session_state.pop("tl_flash", []):
         st.toast(text)
     counts = project.counts()
-    st.markdown(f"**{md(project.name)}**: {len(counts)} classes, {sum(counts.values())} examples "
+    st.markdown(f"**{literal(project.name)}**: {len(counts)} classes, {sum(counts.values())} examples "
                 "(stored on this machine; a restart loses nothing).")
     a1, a2 = st.columns([3, 1], vertical_alignment="bottom")
     new_class = a1.text_input("New class", key="tl_new_class", placeholder="e.g. cat")
     if a2.button("Add class", key="tl_add_class", disabled=not new_class.strip()):
-        flash(f"Added the class {md(project.add_class(new_class))}")
+        flash(f"Added the class {literal(project.add_class(new_class))}")
         then_rerun(clear=("tl_new_class",))
     if counts:
         add_current_photo(project, list(counts), photo_name, photo)
@@ -149,11 +138,11 @@ def add_current_photo(project: Project, classes: list[str], photo_name: str, pho
     target = b1.selectbox("Add the current photo to", classes, key=keep("tl_photo_class", classes[0]))
     if b2.button("Add photo", key="tl_add_photo"):
         added = project.add_example(target, encode_png(photo), photo_name)
-        flash(f"Added {md(photo_name)} to {md(target)}" if added else f"{md(photo_name)} is already in {md(target)}")
+        flash(f"Added {literal(photo_name)} to {literal(target)}" if added else f"{literal(photo_name)} is already in {literal(target)}")
         then_rerun()
 
 
-@st.fragment
+@guarded_fragment
 def camera_shots(project: Project, classes: list[str]) -> None:
     if not st.toggle("Take photos with the camera", key=keep("tl_camera_on", False)):
         return
@@ -168,7 +157,7 @@ def camera_shots(project: Project, classes: list[str]) -> None:
     except ImageIntakeError as error:
         st.error(str(error), icon=":material/broken_image:")
         return
-    flash(f"Added a photo to {md(target)}" if added else "That shot is already there")
+    flash(f"Added a photo to {literal(target)}" if added else "That shot is already there")
     then_rerun()
 
 
@@ -191,11 +180,11 @@ def zip_import(project: Project) -> None:
             then_rerun()
 
 
-@st.fragment
+@guarded_fragment
 def class_expander(project: Project, label: str, classes: list[str]) -> None:
     """One class: its photos (count and thumbnails read together), uploads, move, rename, delete."""
     examples = project.examples(label)
-    with st.expander(f"{md(label)} · {len(examples)} example(s)", expanded=not examples), friendly_errors():
+    with st.expander(f"{literal(label)} · {len(examples)} example(s)", expanded=not examples), friendly_errors():
         add_uploads(project, label)
         thumbnails(project, label, examples)
         move_example(project, label, examples, classes)
@@ -204,7 +193,7 @@ def class_expander(project: Project, label: str, classes: list[str]) -> None:
         if n2.button("Rename", key=f"tl_rename_go_{label}", disabled=not renamed.strip()):
             project.rename_class(label, renamed)
             then_rerun(clear=(f"tl_rename_{label}",))
-        if n3.button(f"Delete class {md(label)}", key=f"tl_del_class_{label}"):
+        if n3.button(f"Delete class {literal(label)}", key=f"tl_del_class_{label}"):
             project.delete_class(label)
             then_rerun()
 
@@ -214,14 +203,14 @@ def add_uploads(project: Project, label: str) -> None:
         skipped_list(skipped)
     notes_list(st.session_state.pop(f"tl_notes_{label}", []))
     version = st.session_state.get(f"tl_up_version_{label}", 0)  # a new uploader once its photos are in
-    uploads = st.file_uploader(f"Add photos to {md(label)}", type=UPLOAD_TYPES, accept_multiple_files=True,
+    uploads = st.file_uploader(f"Add photos to {literal(label)}", type=UPLOAD_TYPES, accept_multiple_files=True,
                                key=f"tl_up_{label}_{version}")
     if uploads and st.button(f"Add {len(uploads)} photo(s)", key=f"tl_up_go_{label}"):
         notes: list[str] = []
         added, skipped = project.add_examples(label, ((u.name, u.getvalue()) for u in uploads), notes)
         st.session_state[f"tl_skipped_{label}"], st.session_state[f"tl_notes_{label}"] = skipped, notes
         st.session_state[f"tl_up_version_{label}"] = version + 1
-        flash(f"Added {added} photo(s) to {md(label)}")
+        flash(f"Added {added} photo(s) to {literal(label)}")
         then_rerun()
 
 
@@ -259,59 +248,21 @@ def move_example(project: Project, label: str, examples: list, classes: list[str
 
 # ---- Train ----------------------------------------------------------------------------------------
 def fast_settings() -> head.HeadSettings:
-    d = head.HeadSettings()
-    s1, s2, s3, s4 = st.columns(4)
-    settings = head.HeadSettings(
-        pooling=s1.selectbox("Features", list(features.POOLINGS), key=keep("tl_pooling", d.pooling),
-                             help="\n\n".join(f"**{k}**: {v}" for k, v in features.POOLINGS.items())),
-        hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256, 512], key=keep("tl_hidden", d.hidden),
-                                help="0 = a softmax straight on the features; Teachable Machine uses 100."),
-        dropout=s3.slider("Dropout", 0.0, 0.7, step=0.05, key=keep("tl_dropout", d.dropout)),
-        epochs=s4.slider("Epochs", 5, 300, step=5, key=keep("tl_epochs", d.epochs)),
-        learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                                       key=keep("tl_lr", d.learning_rate)),
-        validation=s2.slider("Validation share", 0.1, 0.4, step=0.05, key=keep("tl_val", d.validation)),
-        batch_size=s3.select_slider("Batch size", [8, 16, 32, 64], key=keep("tl_batch", d.batch_size)),
-        patience=s4.select_slider("Early stopping (epochs without progress)", [0, 10, 25, 50],
-                                  key=keep("tl_patience", d.patience), help="0 = train every epoch"),
-        class_weights=s1.toggle("Class weights", key=keep("tl_weights", d.class_weights),
-                                help="Count rare classes more, so a big class cannot drown them."),
-        mirror=s2.toggle("Mirror images too", key=keep("tl_mirror", d.mirror),
-                         help="Learn from each photo's mirror image as well (cached like the rest)."),
-    )
+    settings = settings_widgets(head.PARAMS, lambda p: f"tl_{p.name}", columns=4)
     st.caption("Fast mode runs each new photo (and its mirror image) through the base once, about 0.05 s a photo "
                "on two cores, and keeps the features; the head then trains in about a second (the flowers demo's "
                "250 photos, 150 epochs).")
-    return settings
+    return head.HeadSettings(**settings)
 
 
 def full_settings() -> full.FullSettings:
-    d = full.FullSettings()
-    s1, s2, s3, s4 = st.columns(4)
-    settings = full.FullSettings(
-        pooling=s1.radio("Pooling", ["average", "flatten"], horizontal=True, key=keep("tl_full_pooling", d.pooling),
-                         help="\n\n".join(f"**{k}**: {features.POOLINGS[k]}" for k in ("average", "flatten"))),
-        hidden=s2.select_slider("Hidden units", [0, 32, 64, 100, 128, 256], key=keep("tl_full_hidden", d.hidden)),
-        dropout=s3.slider("Dropout", 0.0, 0.7, step=0.05, key=keep("tl_full_dropout", d.dropout)),
-        epochs=s4.slider("Epochs (head)", 1, 50, key=keep("tl_full_epochs", d.epochs)),
-        learning_rate=s1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3],
-                                       key=keep("tl_full_lr", d.learning_rate)),
-        validation=s2.slider("Validation share", 0.1, 0.4, step=0.05, key=keep("tl_full_val", d.validation)),
-        batch_size=s3.select_slider("Batch size", [4, 8, 16, 32], key=keep("tl_full_batch", d.batch_size)),
-        augment=s4.toggle("Augment (flip, turn, zoom, brightness)", key=keep("tl_full_augment", d.augment)),
-        fine_tune_layers=s1.slider("Fine-tune the top N base layers", 0, 40, key=keep("tl_full_ft", d.fine_tune_layers),
-                                   help="0 = the base stays frozen"),
-        fine_tune_epochs=s2.slider("Fine-tuning epochs", 1, 20, key=keep("tl_full_ft_epochs", d.fine_tune_epochs)),
-        fine_tune_learning_rate=s3.select_slider("Fine-tuning rate", [1e-6, 1e-5, 1e-4],
-                                                 key=keep("tl_full_ft_lr", d.fine_tune_learning_rate)),
-        class_weights=s4.toggle("Class weights", key=keep("tl_full_weights", d.class_weights)),
-    )
+    settings = settings_widgets(full.PARAMS, lambda p: f"tl_full_{p.name}", columns=4)
     st.caption("Full mode runs every photo through the base on every epoch: about 2-4 s per epoch for "
                "200 photos on two cores, more with fine-tuning.")
-    return settings
+    return full.FullSettings(**settings)
 
 
-@st.fragment
+@guarded_fragment
 def train_tab(project: Project, trained: evaluate.Trained | None) -> None:
     ready = [name for name, base in BASES.items() if base.ready()]
     if not ready:
@@ -319,7 +270,7 @@ def train_tab(project: Project, trained: evaluate.Trained | None) -> None:
         return
     r1, r2, r3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     mode = r1.radio("Mode", list(MODES), horizontal=True, key=keep("tl_mode", "fast"), format_func=MODES.get)
-    for column, recipe in zip((r2, r3), RECIPES):
+    for column, recipe in zip((r2, r3), head.RECIPES):
         column.button(f"{recipe} recipe", key=f"tl_recipe_{recipe}", on_click=use_recipe, args=(recipe,),
                       disabled=mode != "fast")
     base = BASES[st.selectbox("Frozen base", ready, key=keep("tl_base", ready[0]), format_func=lambda b: BASES[b].title)]
@@ -397,11 +348,11 @@ def evaluate_tab(project: Project, trained: evaluate.Trained | None) -> None:
                 image = small_photo(str(examples[i].path))
                 if image is not None:
                     st.image(image, width="stretch")
-                st.caption(f"{md(examples[i].label)} → {md(trained.names[predicted])}")
+                st.caption(f"{literal(examples[i].label)} → {literal(trained.names[predicted])}")
     feature_map(project, trained)
 
 
-@st.fragment
+@guarded_fragment
 def feature_map(project: Project, trained: evaluate.Trained) -> None:
     method = st.radio("Map of your examples", ["PCA", "t-SNE"], horizontal=True, key=keep("tl_projection", "PCA"))
     pooling = trained.settings.pooling if trained.head is not None else "layers"  # full mode: the default
@@ -421,12 +372,11 @@ def predictor(choice: str, trained: evaluate.Trained | None, saved: dict) -> tup
     if choice == "session":
         base = BASES[trained.base_name]
         return trained.names, lambda images: export.predict_images(trained, base, images)
-    path, meta = saved[choice]
-    model = saved_model(str(path), path.stat().st_mtime)
-    return meta["classes"], lambda images: export.photo_probabilities(model, images)
+    chosen = saved[choice]
+    return chosen.meta["classes"], lambda images: export.saved_probabilities(chosen, images)
 
 
-@st.fragment
+@guarded_fragment
 def predict_tab(project: Project, trained: evaluate.Trained | None, photo_name: str, photo: np.ndarray) -> None:
     saved = project.saved_models()
     choices = (["session"] if trained is not None else []) + list(saved)
@@ -436,13 +386,13 @@ def predict_tab(project: Project, trained: evaluate.Trained | None, photo_name: 
         return
     choice = st.selectbox("Model", choices, key=keep("tl_predict_model", choices[0]), format_func=lambda c: (
         "The model you just trained" if c == "session" else
-        f"Saved: {c} ({saved[c][1].get('validation_accuracy', float('nan')):.0%} validation)"))
+        f"Saved: {c} ({saved[c].meta.get('validation_accuracy', float('nan')):.0%} validation)"))
     class_names, predict = predictor(choice, trained, saved)
     probabilities = predict([photo])[0]
     best = int(probabilities.argmax())
     c1, c2 = st.columns(2)
     c1.image(photo, width="stretch")
-    c2.caption(f"Prediction for {md(photo_name)}: **{md(class_names[best])}** ({probabilities[best]:.0%})")
+    c2.caption(f"Prediction for {literal(photo_name)}: **{literal(class_names[best])}** ({probabilities[best]:.0%})")
     c2.plotly_chart(px.bar(x=probabilities, y=class_names, orientation="h", range_x=[0, 1],
                            labels={"x": "probability", "y": "class"}), width="stretch")
     batch = st.file_uploader("Predict many photos", type=UPLOAD_TYPES, accept_multiple_files=True,
@@ -475,34 +425,36 @@ def export_tab(project: Project) -> None:
     saved = project.saved_models()
     if not saved:
         st.info("Train a model first; it is saved with the project.", icon=":material/info:")
-    for stem, (path, meta) in saved.items():
-        export_row(project.name, stem, path, meta)
+    for model in saved.values():
+        export_row(project, model)
 
 
-@st.fragment
-def export_row(project_name: str, stem: str, path: Path, meta: dict) -> None:
+@guarded_fragment
+def export_row(project: Project, saved: SavedModel) -> None:
+    meta = saved.meta
     size = BASES[meta["base"]].size if meta.get("base") in BASES else 224
-    st.markdown(f"**{md(stem)}** · classes {md(', '.join(meta.get('classes', [])))} · validation accuracy "
+    st.markdown(f"**{literal(saved.stem)}** · classes {literal(', '.join(meta.get('classes', [])))} · validation accuracy "
                 f"{meta.get('validation_accuracy', float('nan')):.1%}")
     st.caption(f"Takes raw {size}x{size} RGB (0-255): the base's scaling is inside the model.")
     e1, e2, e3 = st.columns(3)
-    e1.download_button("Keras (.keras)", path.read_bytes, f"{project_name}_{path.name}", "application/octet-stream",
-                       key=f"tl_dl_keras_{stem}", on_click="ignore")
+    e1.download_button("Keras (.keras)", saved.read, f"{project.name}_{saved.stem}.keras", "application/octet-stream",
+                       key=f"tl_dl_keras_{saved.stem}", on_click="ignore")
     for column, (fmt, conversion) in zip((e2, e3), (("onnx", convert.keras_to_onnx),
                                                     ("tflite", convert.keras_to_tflite))):
-        conversion_cell(column.empty(), project_name, stem, path, fmt, conversion)
+        conversion_cell(column.empty(), project, saved, fmt, conversion)
 
 
-def conversion_cell(slot: Any, project_name: str, stem: str, path: Path, fmt: str, conversion: Callable) -> None:
+def conversion_cell(slot: Any, project: Project, saved: SavedModel, fmt: str, conversion: Callable) -> None:
     """"Convert to X" until the file exists, then its download in the same place: one or the other, never both."""
-    target = path.with_suffix(f".{fmt}")
+    folder = project.derived / "exports"
+    target = folder / f"{saved.key.removesuffix('.keras')}.{fmt}"
     if not target.is_file():
-        if not slot.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{stem}"):
+        if not slot.button(f"Convert to {fmt.upper()}", key=f"tl_{fmt}_{saved.stem}"):
             return
         with st.spinner(f"Converting to {fmt.upper()}…"):
-            conversion(saved_model(str(path), path.stat().st_mtime), target)
-    slot.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes, f"{project_name}_{target.name}",
-                         "application/octet-stream", key=f"tl_dl_{fmt}_{stem}", on_click="ignore")
+            target = export.converted(saved, fmt, folder, conversion)
+    slot.download_button(f"{fmt.upper()} (.{fmt})", target.read_bytes, f"{project.name}_{saved.stem}.{fmt}",
+                         "application/octet-stream", key=f"tl_dl_{fmt}_{saved.stem}", on_click="ignore")
 
 
 # ---- the page -------------------------------------------------------------------------------------
@@ -522,10 +474,6 @@ with friendly_errors():
     project = open_project()
 if project is not None:
     trained = session_trained(project)
-    tabs = st.tabs(["Label", "Train", "Evaluate", "Predict", "Export"])
-    for tab, draw in zip(tabs, (lambda: label_tab(project, photo_name, photo), lambda: train_tab(project, trained),
-                                lambda: evaluate_tab(project, trained),
-                                lambda: predict_tab(project, trained, photo_name, photo),
-                                lambda: export_tab(project))):
-        with tab, friendly_errors():
-            draw()
+    tabbed({"Label": lambda: label_tab(project, photo_name, photo), "Train": lambda: train_tab(project, trained),
+            "Evaluate": lambda: evaluate_tab(project, trained),
+            "Predict": lambda: predict_tab(project, trained, photo_name, photo), "Export": lambda: export_tab(project)})

@@ -79,24 +79,12 @@ def photo():
     return get
 
 
-@pytest.fixture(autouse=True)
-def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the app the way ``streamlit run`` does once ``st.navigation`` has been called.
+@pytest.fixture(autouse=True, scope="session")
+def _navigation_mode() -> None:
+    """AppTest runs app.py's navigation on every run, as ``streamlit run`` does (pages/_shared.py says why)."""
+    from pages._shared import navigation_mode_in_apptest
 
-    AppTest 1.67 makes a new PagesManager for every run, which sees our ``pages/`` folder
-    and falls back to the old folder-based multipage mode: reruns then execute the page
-    script alone, without ``app.py`` (no sidebar). The real server sets the flag to False
-    for good on the first ``st.navigation`` call; this does the same for every run.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+    navigation_mode_in_apptest()
 
 
 sys.path.insert(0, str(ROOT))

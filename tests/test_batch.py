@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require_real
-from vision_backend import samples
+from vision_backend import models, samples
 from vision_backend.batch import tasks
 from vision_backend.batch.local import run_local
 from vision_backend.batch.output import open_writer, read_rows
 from vision_backend.batch.paths import expand
+from vision_backend.errors import UserError
 from vision_backend.intake import encode_jpeg, encode_png, read_image_file
 from vision_backend.object_detection.coco import rle_decode
 
@@ -81,7 +82,7 @@ def test_paths_from_files_folders_globs_and_a_list(tmp_path: Path) -> None:
 
 # ---- each subcommand on the real photos -------------------------------------------------------------
 def test_classify_labels_the_cat_and_matches_the_classifier(real_model, staged: Path) -> None:
-    classifier = real_model(tasks.DEFAULT_CLASSIFIER)
+    classifier = real_model(models.default("classify").name)
     names = ["cat_chelsea.png", "dog_bicycle_truck.jpg", "no_face_eagle.jpg"]
     rows = by_photo(rows_of(tasks.Classify(), [str(staged / n) for n in names], batch_size=2))
     assert rows["cat_chelsea.png"][0]["label"] in CATS
@@ -137,7 +138,7 @@ def gallery_home(real_model, staged: Path, tmp_path: Path) -> Path:
     from vision_backend.workspace import Workspace
 
     home = tmp_path / "home"
-    recognise.enrol_demo_people(Workspace(home).gallery(), real_model(tasks.DEFAULT_EMBEDDER))
+    recognise.enrol_demo_people(Workspace.at(home).gallery(), real_model(models.default("embed").name))
     return home
 
 
@@ -147,7 +148,7 @@ def test_recognize_names_the_enrolled_people(staged: Path, gallery_home: Path, t
     assert {r["name"] for r in rows["two_people.jpg"]} == {"Barack Obama", "Joe Biden"}
     assert [r["name"] for r in rows["obama_2.jpg"]] == ["Barack Obama"]
     assert all(r["distance"] <= 0.42 for r in rows["two_people.jpg"])
-    with pytest.raises(ValueError, match="no face gallery"):
+    with pytest.raises(UserError, match="no face gallery"):
         tasks.Recognize(home=str(tmp_path / "nobody")).resolve([])
 
 
@@ -159,7 +160,7 @@ def test_embed_writes_the_recognisers_vectors_to_npy_and_parquet(real_model, sta
     for out in (tmp_path / "faces.npy", tmp_path / "faces.parquet"):
         with open_writer(out, task.columns()) as writer:
             run_local(task, [path], writer.write, progress=False)
-    expected = analyse(real_model(tasks.DEFAULT_EMBEDDER), read_image_file(path)).vectors
+    expected = analyse(real_model(models.default("embed").name), read_image_file(path)).vectors
     vectors = np.load(tmp_path / "faces.npy")
     assert vectors.shape == (2, 128) and vectors.dtype == np.float32
     assert np.allclose(vectors, expected, atol=1e-6)
@@ -175,14 +176,13 @@ def test_project_classify_uses_the_newest_saved_model(tmp_path: Path) -> None:
     from vision_backend.transfer.export import photo_probabilities
     from vision_backend.workspace import Workspace
 
-    project = Workspace(tmp_path / "home").project("Colours")
+    project = Workspace.at(tmp_path / "home").project("Colours")
     for stem, sign in (("old_fast", -1.0), ("new_fast", 1.0)):  # red-minus-blue: the newest says red is red
         inputs = keras.Input((32, 32, 3))
         dense = keras.layers.Dense(2, activation="softmax")
         model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
         dense.set_weights([sign * np.array([[0.1, -0.1], [0, 0], [-0.1, 0.1]], np.float32), np.zeros(2, np.float32)])
         project.save_model(stem, model, {"classes": ["red", "blue"]})
-        os.utime(project.folder / "models" / f"{stem}.keras", (1e9 if sign < 0 else 2e9,) * 2)
     photos = []
     for name, colour in (("red.png", (220, 20, 20)), ("blue.jpg", (20, 20, 220))):
         (tmp_path / name).write_bytes(encode_png(np.full((64, 64, 3), colour, np.uint8)))
@@ -191,7 +191,7 @@ def test_project_classify_uses_the_newest_saved_model(tmp_path: Path) -> None:
     assert [r["label"] for r in rows] == ["red", "blue"] and rows[0]["model"] == "Colours/new_fast"
     expected = photo_probabilities(model, [read_image_file(p) for p in photos])
     assert np.allclose([[r["probabilities"]["red"], r["probabilities"]["blue"]] for r in rows], expected, atol=1e-4)
-    with pytest.raises(ValueError, match="no project"):
+    with pytest.raises(UserError, match="no project"):
         tasks.ProjectClassify("Nope", home=str(tmp_path / "home")).resolve([])
 
 

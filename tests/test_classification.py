@@ -295,12 +295,12 @@ def tiny_raw_pixel_model():
 def test_a_model_saved_in_a_project_is_explained_on_raw_pixels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VISION_LAB_HOME", str(tmp_path))
     project = Workspace.local().project("pets")
-    path = project.save_model("tiny", tiny_raw_pixel_model(), {"classes": ["cat", "dog"]})
-    explainable = gradcam.saved_explainable(*project.saved_models()["tiny"])
+    saved = project.save_model("tiny", tiny_raw_pixel_model(), {"classes": ["cat", "dog"]})
+    explainable = gradcam.saved_explainable(project.saved_models()["tiny"])
     photo = samples.load_sample(CHELSEA)
     batch = explainable.batch(photo)
     np.testing.assert_array_equal(batch[0], resize_square(photo, 64).astype(np.float32))  # raw 0-255 RGB in
-    assert explainable.class_names == ["cat", "dog"] and path.is_file()
+    assert explainable.class_names == ["cat", "dog"] and saved.path.is_file()
     top = explainable.top(batch)
     assert sorted(i for i, _ in top) == [0, 1] and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)
     cam, index = explainable.explain(batch, 1)

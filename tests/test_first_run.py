@@ -80,15 +80,15 @@ def test_status_on_an_empty_cache_lists_every_card_and_how_to_get_it(tmp_path: P
     out = subprocess.run([sys.executable, "-m", "vision_backend.models", "status"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True, timeout=120).stdout
     lines = out.splitlines()
-    for card in models.CARDS:
+    for card in models.cards():
         row = next(i for i, line in enumerate(lines) if line.split()[:1] == [card.name])
         if card.source == "package":
             assert " ready " in lines[row], lines[row]
         else:
             assert "missing" in lines[row] and lines[row + 1].strip().startswith(
                 f"-> python -m vision_backend.models fetch {card.name}"), lines[row:row + 2]
-    ready = sum(c.source == "package" for c in models.CARDS)
-    assert lines[-1].startswith(f"{ready} of {len(models.CARDS)} ready"), lines[-1]
+    ready = sum(c.source == "package" for c in models.cards())
+    assert lines[-1].startswith(f"{ready} of {len(models.cards())} ready"), lines[-1]
 
 
 # ---- the model cards -------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_every_card_has_its_panel_with_source_hash_and_the_figures_measured_here
     app = start("pages/models.py")
     assert_clean(app)
     labels = [e.label for e in app.expander]
-    assert sorted(labels) == sorted(f"**{c.title}** · {c.status()}" for c in models.CARDS)
+    assert sorted(labels) == sorted(f"**{c.title}** · {c.status()}" for c in models.cards())
     yunet = panel(app, "YuNet")
     text = "\n".join(m.value for m in yunet.markdown)
     assert "sha256 `8f2383e4dd3c…`" in text and "github.com" in text and "MIT" in text
@@ -194,7 +194,7 @@ def test_the_latest_full_run_of_each_figure_with_its_ratio(tmp_path: Path) -> No
 
 
 def test_every_mapped_card_exists() -> None:
-    assert set(measured.FIGURES) <= {c.name for c in models.CARDS}
+    assert set(measured.FIGURES) <= {c.name for c in models.cards()}
 
 
 # ---- the flowers demo, built from TensorFlow's archive ------------------------------------------------

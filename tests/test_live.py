@@ -172,9 +172,9 @@ def test_faces_with_every_detector(real_model, photo, name: str) -> None:
 def enrolled_gallery(tmp_path: Path, embedder, photo):
     """A gallery with Barack Obama and Joe Biden, each from one staged photo (the largest face)."""
     from vision_backend.face_recognition import recognise
-    from vision_backend.face_recognition.gallery import Gallery
+    from vision_backend.workspace import Workspace
 
-    gallery = Gallery(tmp_path / "faces")
+    gallery = Workspace.at(tmp_path).gallery()
     for person, name in {"Barack Obama": "obama_1.jpg", "Joe Biden": "biden.jpg"}.items():
         faces = recognise.analyse(embedder, photo(name))
         one = recognise.largest_index(faces.detections)
@@ -199,10 +199,10 @@ def test_recognition_names_enrolled_people_and_leaves_others_unknown(real_model,
 
 
 def test_recognition_with_an_empty_gallery_calls_everyone_unknown(real_model, photo, tmp_path: Path) -> None:
-    from vision_backend.face_recognition.gallery import Gallery
+    from vision_backend.workspace import Workspace
 
     embedder = real_model("dlib_resnet_face")
-    task = live.RecognitionTask.from_gallery(embedder, Gallery(tmp_path / "empty"), embedder.threshold, "yunet")
+    task = live.RecognitionTask.from_gallery(embedder, Workspace.at(tmp_path / "empty").gallery(), embedder.threshold, "yunet")
     assert task.run(frame_of(photo("obama_1.jpg"))).labels == ("unknown",)
 
 
@@ -240,7 +240,7 @@ def flowers_model(tmp_path_factory: pytest.TempPathFactory):
     from vision_backend.transfer.head import HeadSettings, train_project
     from vision_backend.workspace import Workspace
 
-    project = Workspace(tmp_path_factory.mktemp("live_space")).project("flowers")
+    project = Workspace.at(tmp_path_factory.mktemp("live_space")).project("flowers")
     folders = demo.class_folders(demo.DEMO_CLASSES.path())
     for label in ("daisy", "sunflower"):
         for file in folders[label][:8]:
@@ -478,7 +478,7 @@ def test_holding_record_adds_camera_frames_to_a_class_while_held(playwright, liv
                                                                   tmp_path: Path) -> None:
     from vision_backend.workspace import Workspace
 
-    project = Workspace(server_home).project("gestures")
+    project = Workspace.at(server_home).project("gestures")
     project.add_class("wave")
     url, server = live_server
     camera = write_y4m(tmp_path / "moving.y4m", photo("Cat, Chelsea (scikit-image)"), pan=3)

@@ -48,8 +48,8 @@ def test_an_engine_is_built_once_however_many_threads_ask() -> None:
 
 def test_every_registered_model_is_complete() -> None:
     """What the pages, the batch command line and the README's "Add a model" rely on."""
-    assert models.MODELS and len(models.REGISTRY) == len(models.CARDS), "names are unique"
-    for name, model in models.MODELS.items():
+    assert models.all_models() and len({c.name for c in models.cards()}) == len(models.cards()), "names are unique"
+    for name, model in models.all_models().items():
         card = model.card
         assert name == card.name and model.title and card.task and card.licence, name
         assert card.source in ("package", "cache")

@@ -431,7 +431,7 @@ def tiny_photo_shown_everywhere(app) -> None:
     too_small = [i.value for i in app.info if "1x1 px: too small" in i.value]
     assert len(too_small) == 3, "selective search, IoU and R-CNN each say so"
     assert any(c.value.startswith("NanoDet-m 416 (Apache-2.0): 0 object(s) shown of 0 found") for c in app.caption)
-    assert any("NanoDet has no raw box" in i.value for i in app.info), "the NMS tab ran to its end"
+    assert any("NanoDet-m 416 (Apache-2.0) has no raw box" in i.value for i in app.info), "the NMS tab ran to its end"
 
 
 def test_a_one_pixel_photo_breaks_no_tab() -> None:

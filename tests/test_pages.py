@@ -51,7 +51,7 @@ def test_home_shows_topics_and_the_model_status_table() -> None:
     table = app.dataframe[0].value
     from vision_backend import models
 
-    assert set(table["title"]) == {c.title for c in models.CARDS}
+    assert set(table["title"]) == {c.title for c in models.cards()}
     assert "ready" in set(table["status"])
     missing = table[table["status"].str.startswith("missing")]
     assert (missing["get it with"].str.len() > 0).all()

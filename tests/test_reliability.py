@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from vision_backend.face_recognition.gallery import Gallery
-from vision_backend.transfer.projects import Project
+from vision_backend.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +26,7 @@ IMPORT_PHOTOS = """
 import io, sys
 import numpy as np
 from PIL import Image
-from vision_backend.transfer.projects import Project
-project = Project(sys.argv[1], "crash test")
+project = Workspace.at(sys.argv[1]).project("crash test")
 rng = np.random.default_rng(int(sys.argv[2]))
 for i in range(int(sys.argv[3])):
     buffer = io.BytesIO()
@@ -41,8 +39,8 @@ for i in range(int(sys.argv[3])):
 ENROL_FACES = """
 import sys
 import numpy as np
-from vision_backend.face_recognition.gallery import Gallery
-gallery = Gallery(sys.argv[1])
+from vision_backend.workspace import Workspace
+gallery = Workspace.at(sys.argv[1]).gallery()
 rng = np.random.default_rng(0)  # the same 25 faces every run: enrolling again must not duplicate them
 faces = [(rng.normal(size=128).astype(np.float32), rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), f"p{i}.jpg")
          for i in range(25)]
@@ -68,7 +66,7 @@ def kill_at_random(child: subprocess.Popen, rng: random.Random) -> list[str]:
 
 
 def check_project(root: Path, saved_lines: int) -> None:
-    project = Project(root, "crash test", create=False)  # opening sweeps what a kill left behind
+    project = Workspace.at(root).project("crash test", create=False)  # opening sweeps what a kill left behind
     examples = project.examples()
     assert project.db.integrity() == "ok"
     assert len(examples) >= saved_lines, "a photo the writer reported as saved is lost"
@@ -92,7 +90,7 @@ def test_killing_an_enrolment_at_random_points_loses_and_duplicates_nothing(tmp_
     best = 0
     for _ in range(6):
         best = max(best, len(kill_at_random(run_child(ENROL_FACES, str(tmp_path)), rng)))
-        gallery = Gallery(tmp_path)
+        gallery = Workspace.at(tmp_path).gallery()
         rows = gallery.db.rows("SELECT person, recogniser, crop FROM faces")
         assert gallery.db.integrity() == "ok"
         assert len(rows) == len(set(rows)) <= 25, "the same face of the same photo is one row"
@@ -106,10 +104,9 @@ WRITER = """
 import io, sys
 import numpy as np
 from PIL import Image
-from vision_backend.face_recognition.gallery import Gallery
-from vision_backend.transfer.projects import Project
+from vision_backend.workspace import Workspace
 root, seed = sys.argv[1], int(sys.argv[2])
-project, gallery = Project(root + "/projects", "shared"), Gallery(root + "/faces")
+project, gallery = Workspace.at(root).project("shared"), Workspace.at(root).gallery()
 shared = np.random.default_rng(99)
 for i in range(200):
     rng = np.random.default_rng(seed * 1000 + i) if i % 2 else shared  # half the photos are the same in both
@@ -127,8 +124,8 @@ def test_two_processes_writing_one_project_and_one_gallery(tmp_path: Path) -> No
     outputs = [child.communicate(timeout=600) for child in children]
     for child, (out, err) in zip(children, outputs):
         assert child.returncode == 0 and out.strip() == "done", err[-2000:]
-    project = Project(tmp_path / "projects", "shared", create=False)
-    gallery = Gallery(tmp_path / "faces")
+    project = Workspace.at(tmp_path).project("shared", create=False)
+    gallery = Workspace.at(tmp_path).gallery()
     digests = {e.digest for e in project.examples()}
     assert len(project.examples()) == len({(e.label, e.digest) for e in project.examples()})
     assert len(digests) == len({p.name for p in project.images.folder.iterdir()})
@@ -140,7 +137,7 @@ def test_two_processes_writing_one_project_and_one_gallery(tmp_path: Path) -> No
 def test_a_photo_written_by_a_transaction_that_never_commits_is_swept(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The window a kill can hit: the photo is on disk, its row is not. Opening the project again removes it."""
-    project = Project(tmp_path, "crash test")
+    project = Workspace.at(tmp_path).project("crash test")
     project.add_example("cats", PNG_A, "a.png")
 
     def crash(*args: object) -> None:
@@ -151,7 +148,7 @@ def test_a_photo_written_by_a_transaction_that_never_commits_is_swept(tmp_path: 
         project.add_example("dogs", PNG_B, "b.png")
     monkeypatch.undo()
     assert len(list(project.images.folder.iterdir())) == 2, "the photo got to disk, its row did not"
-    reopened = Project(tmp_path, "crash test", create=False)
+    reopened = Workspace.at(tmp_path).project("crash test", create=False)
     assert {p.name for p in reopened.images.folder.iterdir()} == {e.digest for e in reopened.examples()}
     assert len(reopened.examples()) == 1
 
@@ -172,13 +169,12 @@ PNG_A, PNG_B = _png(1), _png(2)
 
 IMPORT_ZIP = """
 import json, sys
-from vision_backend.transfer.projects import Project
 def peak():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 def now():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
 data = open(sys.argv[2], "rb").read()
-project = Project(sys.argv[1], "zip test")
+project = Workspace.at(sys.argv[1]).project("zip test")
 before = now()
 added, skipped = project.import_zip(data)
 print(json.dumps({"rise_mb": peak() - before, "added": added, "skipped": skipped}))

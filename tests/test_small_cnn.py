@@ -239,7 +239,8 @@ def test_two_sessions_keep_and_serve_their_own_models(digits, monkeypatch: pytes
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
     apps = [trained_page(1000, 1), trained_page(1000, 1)]
     paths = [app.session_state.cnn["path"] for app in apps]
-    assert paths[0] != paths[1] and all(p.is_file() and p.parent == Workspace.local().models_dir for p in paths)
+    kept = {m.path for m in Workspace.local().trained_cnns().all().values()}
+    assert paths[0] != paths[1] and all(p.is_file() and p in kept for p in paths)
     weights = []
     for app, path in zip(apps, paths):
         button = next(b for b in app.get("download_button") if b.label == "Download the model (.keras)")

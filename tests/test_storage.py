@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vision_backend.storage import (BlobStore, Database, FeatureCache, InvalidName, atomic_path, atomic_write,
-                                    check_name, safe_part, sweep_temp)
+from vision_backend.storage import (FeatureCache, FolderBlobs, InvalidName, LocalStore, SavedModels, SQLiteCatalogue,
+                                    atomic_path, atomic_write, check_name, file_mode, safe_part, sweep_temp)
 
 HOSTILE = ["../../x", "a/b", "a\\b", "nul\x00byte", "x" * 10_000, ".", "..", ".hidden", "new\nline", "tab\there",
-           "", "   ", "界" * 90]
+           "", "   ", "界" * 90, "evil\u202etxt.exe", "line\u2028break"]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -27,7 +27,7 @@ def test_the_naming_rule_refuses_hostile_names(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["cat", "Donald Rumsfeld", "crème brûlée", "日本語", "a.b-c_d (2)", "x" * 100,
-                                  "  padded  "])
+                                  "  padded  ", "محمد\u200cرضا", "क्\u200dष", "🐱 cats 👩\u200d👩\u200d👧", "❤\ufe0f"])
 def test_the_naming_rule_keeps_ordinary_names(name: str) -> None:
     assert check_name(name) == name.strip()
 
@@ -60,7 +60,7 @@ def test_sweep_removes_temporary_files_of_dead_writers_only(tmp_path: Path) -> N
 
 
 def test_blob_store_keeps_each_content_once_and_sweeps_orphans(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path / "images", ".png")
+    store = FolderBlobs(tmp_path / "images", ".png")
     a, b = store.put(b"first"), store.put(b"second")
     assert store.put(b"first") == a and store.keys() == {a, b}
     assert store.path(a).read_bytes() == b"first"
@@ -69,7 +69,7 @@ def test_blob_store_keeps_each_content_once_and_sweeps_orphans(tmp_path: Path) -
 
 
 def test_database_transactions_roll_back_whole(tmp_path: Path) -> None:
-    db = Database(tmp_path / "c.sqlite", "CREATE TABLE IF NOT EXISTS t (k TEXT UNIQUE NOT NULL)")
+    db = SQLiteCatalogue(tmp_path / "c.sqlite", "CREATE TABLE IF NOT EXISTS t (k TEXT UNIQUE NOT NULL)")
     with db.transaction() as c:
         c.execute("INSERT INTO t VALUES ('a')")
     with pytest.raises(Exception):
@@ -81,7 +81,7 @@ def test_database_transactions_roll_back_whole(tmp_path: Path) -> None:
 
 
 def test_database_writers_in_threads_queue_instead_of_failing(tmp_path: Path) -> None:
-    db = Database(tmp_path / "c.sqlite", "CREATE TABLE IF NOT EXISTS t (k INTEGER UNIQUE NOT NULL)")
+    db = SQLiteCatalogue(tmp_path / "c.sqlite", "CREATE TABLE IF NOT EXISTS t (k INTEGER UNIQUE NOT NULL)")
     errors: list[BaseException] = []
 
     def write(start: int) -> None:
@@ -114,3 +114,53 @@ def test_feature_cache_computes_only_what_is_missing(tmp_path: Path) -> None:
     assert fresh == 1 and calls[-1] == ["ccc"] and rows[:, 0].tolist() == [2.0, 3.0, 1.0]
     (tmp_path / "f.npz").write_bytes(b"torn")
     assert cache.lookup(["a"], compute)[1] == 1, "an unreadable cache is computed again, not an error"
+
+
+def test_safe_part_keeps_a_name_the_rule_accepts() -> None:
+    """An exported class folder is the class's own name: ZIP import then gives the same class back."""
+    for name in ("محمد\u200cرضا", "🐱 cats 👩\u200d👩\u200d👧", "crème brûlée"):
+        assert safe_part(check_name(name), limit=255) == name
+
+
+def test_files_written_atomically_follow_the_umask(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files; a file written for a person gets the mode the umask gives any new file."""
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.bin", b"x")
+        with atomic_path(tmp_path / "b.parquet") as temp:
+            temp.write_bytes(b"y")
+        assert file_mode() == 0o644
+        assert {oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.bin", "b.parquet")} == {oct(0o644)}
+        os.umask(0o077)
+        atomic_write(tmp_path / "c.bin", b"z")
+        assert (tmp_path / "c.bin").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_a_saved_model_and_its_metadata_are_one_unit(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    saved = SavedModels(store.catalogue("p", "catalogue", ""), store.blobs("p", "models", ".keras"))
+    first = saved.save("head", b"weights 1", {"classes": ["a", "b"]})
+    second = saved.save("head", b"weights 2", {"classes": ["b", "c"]})
+    assert first.key != second.key and saved.get("head").read() == b"weights 2"
+    assert saved.get("head").meta == {"classes": ["b", "c"]}
+    assert saved.blobs.keys() == {second.key}, "the replaced file is gone with its row"
+    with pytest.raises(LookupError):
+        saved.get("nope")
+
+
+def test_a_store_lists_removes_and_expires_scopes(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for name in ("b", "a"):
+        store.catalogue(f"w/projects/{name}", "catalogue", "")
+    store.blobs("w/projects/c", "images")  # blobs without a catalogue: not a collection
+    assert store.children("w/projects", "catalogue") == ["a", "b"] and store.has("w/projects/a", "catalogue")
+    store.remove("w/projects/a")
+    assert store.children("w/projects", "catalogue") == ["b"] and not (tmp_path / "w/projects/a").exists()
+    assert not [p for p in (tmp_path / "w/projects").iterdir() if p.name.startswith(".removed")]
+    store.touch("visits/new")
+    old = tmp_path / "visits" / "old"
+    old.mkdir(parents=True)
+    os.utime(old, (1e9, 1e9))
+    assert store.remove_stale("visits", 3600) == 1 and (tmp_path / "visits" / "new").is_dir()

@@ -100,7 +100,7 @@ def test_duplicates_are_stored_once_and_bad_files_not_at_all(space: Workspace, f
     data = flowers["tulip"][0].read_bytes()
     assert project.add_example("tulip", data, "a.jpg") and not project.add_example("tulip", data, "copy.jpg")
     project.add_example("other", data, "same bytes, other class")
-    assert len(list((project.folder / "images").iterdir())) == 1, "one file for the same bytes"
+    assert len(project.images.keys()) == 1, "one file for the same bytes"
     with pytest.raises(ImageIntakeError):
         project.add_example("tulip", BAD_FILES["truncated_half.jpg"], "broken.jpg")
     assert project.counts() == {"other": 1, "tulip": 1}
@@ -115,7 +115,7 @@ def test_a_non_photo_is_refused_before_anything_is_stored(space: Workspace, bad:
     with pytest.raises(ImageIntakeError):
         project.add_example("new class", data, bad)
     assert project.counts() == {}, "not even the class was created"
-    assert list((project.folder / "images").iterdir()) == [], "no file, not even a temporary one"
+    assert list(project.images.folder.iterdir()) == [], "no file, not even a temporary one"
     added, skipped = project.add_examples("new class", [(bad, data), ("fine.png", made_photo(1))])
     assert added == 1 and len(skipped) == 1 and bad in skipped[0]
 
@@ -537,8 +537,9 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     caption = next(c.value for c in app.caption if c.value.startswith("Validation accuracy"))
     assert float(caption.split()[2]) >= 0.5
     assert any(c.value.startswith("Prediction for") for c in app.caption)
-    saved = project.folder / "models" / "mobilenet_v2_notop_fast.keras"
-    assert saved.is_file() and "Keras (.keras)" in download_labels(app)
+    saved = project.models.get("mobilenet_v2_notop_fast")
+    assert saved.path.is_file() and saved.meta["classes"] == ["daisy", "sunflower"]
+    assert "Keras (.keras)" in download_labels(app)
 
     # after a restart only the saved model is left: it predicts on its own
     app = start(PAGE)
@@ -549,7 +550,8 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     assert not {"TFLITE (.tflite)", "ONNX (.onnx)"} & download_labels(app)
     app.button(key="tl_tflite_mobilenet_v2_notop_fast").click().run()
     assert not app.exception, app.exception
-    assert saved.with_suffix(".tflite").is_file() and "TFLITE (.tflite)" in download_labels(app)
+    converted = project.derived / "exports" / saved.key.replace(".keras", ".tflite")
+    assert converted.is_file() and "TFLITE (.tflite)" in download_labels(app)
     assert "tl_tflite_mobilenet_v2_notop_fast" not in button_keys(app)
     assert "tl_onnx_mobilenet_v2_notop_fast" in button_keys(app) and "ONNX (.onnx)" not in download_labels(app)
 
@@ -560,7 +562,7 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     app.slider(key="tl_full_epochs").set_value(2).run()
     app.button(key="tl_train").click().run()
     assert not app.exception, app.exception
-    assert (project.folder / "models" / "mobilenet_v1_025_notop_full.keras").is_file()
+    assert project.models.get("mobilenet_v1_025_notop_full").path.is_file()
     app.radio(key="tl_projection").set_value("t-SNE").run()
     assert not app.exception, app.exception
 

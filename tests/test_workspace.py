@@ -18,17 +18,22 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "lab"
 
 
+def folder(space: Workspace) -> Path:
+    return space.store.folder(space.prefix)
+
+
 def test_each_person_and_each_visit_has_a_folder_of_their_own(home: Path) -> None:
     alice = Workspace.for_person("https://issuer", "alice", "alice@example.com")
     bob = Workspace.for_person("https://issuer", "bob", "bob@example.com")
     mallory = Workspace.for_person("https://other-issuer", "alice", "alice@example.com")
-    roots = {alice.root, bob.root, mallory.root}
+    roots = {folder(alice), folder(bob), folder(mallory)}
     assert len(roots) == 3, "the same subject at another provider is someone else"
     assert all(r.parent == home / "people" and "alice" not in r.name for r in roots)
-    assert Workspace.for_person("https://issuer", "alice", "x").root == alice.root, "the same person, the same folder"
+    assert folder(Workspace.for_person("https://issuer", "alice", "x")) == folder(alice), \
+        "the same person, the same folder"
     visit = Workspace.for_visit("session-1")
-    assert visit.root.parent == home / "visits" and visit.owner == "this visit"
-    assert Workspace.local().root == paths.app_home() == home
+    assert folder(visit).parent == home / "visits" and visit.owner == "this visit"
+    assert folder(Workspace.local()) == paths.app_home() == home
 
 
 def test_projects_and_galleries_stay_in_their_workspace(home: Path) -> None:
@@ -37,7 +42,9 @@ def test_projects_and_galleries_stay_in_their_workspace(home: Path) -> None:
     alice.project("Secret plans").add_class("drafts")
     assert alice.projects() == ["Secret plans"] and bob.projects() == []
     assert bob.project("Secret plans").classes() == [], "the same name in another workspace is another project"
-    assert alice.gallery().folder != bob.gallery().folder
+    assert alice.gallery().scope != bob.gallery().scope
+    alice.gallery().add_person("Carol")
+    assert [p["name"] for p in alice.gallery().people()] == ["Carol"] and bob.gallery().people() == []
 
 
 def test_visits_untouched_for_a_while_are_removed(home: Path) -> None:
@@ -45,20 +52,18 @@ def test_visits_untouched_for_a_while_are_removed(home: Path) -> None:
     old.project("p").add_class("c")
     fresh.project("p").add_class("c")
     long_ago = time.time() - 3 * 3600
-    for path in [old.root, *old.root.rglob("*")]:
+    for path in [folder(old), *folder(old).rglob("*")]:
         os.utime(path, (long_ago, long_ago))
     assert remove_expired_visits(2 * 3600) == 1
-    assert not old.root.exists() and fresh.root.exists()
+    assert not folder(old).exists() and folder(fresh).exists()
 
 
 def test_models_saved_per_session_keep_only_the_newest(home: Path) -> None:
-    space = Workspace.local()
+    kept = Workspace.local().trained_cnns()
     for i in range(5):
-        path = space.models_dir / f"cnn_mnist_deck_{i}.keras"
-        path.write_bytes(b"model")
-        os.utime(path, (1_000 + i, 1_000 + i))
-    (space.models_dir / "export.onnx").write_bytes(b"other")
-    removed = space.prune_models("cnn_*.keras", keep=2)
-    assert sorted(p.name for p in removed) == [f"cnn_mnist_deck_{i}.keras" for i in range(3)]
-    assert sorted(p.name for p in space.models_dir.iterdir()) == ["cnn_mnist_deck_3.keras", "cnn_mnist_deck_4.keras",
-                                                                  "export.onnx"]
+        kept.save(f"cnn_mnist_deck_{i}", f"model {i}".encode(), {"run": i})
+    removed = kept.keep_newest(2)
+    assert sorted(removed) == [f"cnn_mnist_deck_{i}" for i in range(3)]
+    assert sorted(kept.all()) == ["cnn_mnist_deck_3", "cnn_mnist_deck_4"]
+    assert [m.read() for m in kept.all().values()] == [b"model 3", b"model 4"]
+    assert len(kept.blobs.keys()) == 2, "the files of the models that went are gone too"

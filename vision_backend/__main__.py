@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vision_backend import models
 from vision_backend.batch import tasks
 from vision_backend.batch.paths import expand
-from vision_backend.classification import CLASSIFIERS
-from vision_backend.face_detection import DETECTORS as FACE_DETECTORS
-from vision_backend.face_recognition import EMBEDDERS
-from vision_backend.object_detection import DETECTORS as OBJECT_DETECTORS
+from vision_backend.errors import BadInput, SettingError, UserError
 
 DESCRIPTION = ("Vision Lab on folders of photos: the pages' models at the pages' default settings, "
                "one row per photo or per detection, here or on a Ray cluster.")
@@ -78,31 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     classify = _subcommand(sub, "classify", "ImageNet labels, or a project's classes", detections=False)
-    classify.add_argument("--model", default=tasks.DEFAULT_CLASSIFIER, help=_choices(CLASSIFIERS))
+    _model_choice(classify, "classifier", "classify")
     classify.add_argument("--top", type=int, default=5, help="labels kept per photo (default 5)")
     classify.add_argument("--project", help="a project trained on the transfer-learning page (its newest model)")
     classify.add_argument("--home", help="the workspace holding --project (default: this machine's)")
     faces = _subcommand(sub, "faces", "faces found by a detector; --blur writes anonymised copies")
-    faces.add_argument("--model", default=tasks.DEFAULT_FACE_DETECTOR, help=_choices(FACE_DETECTORS))
+    _model_choice(faces, "face detector", "faces")
     faces.add_argument("--blur", metavar="DIR", help="write a copy of every photo with its faces blurred into DIR")
     faces.add_argument("--pixelate", action="store_true", help="with --blur: pixelate instead of blurring")
     recognize = _subcommand(sub, "recognize", "faces named from a workspace's gallery")
     _face_models(recognize)
     recognize.add_argument("--home", help="the workspace whose gallery is used (default: this machine's)")
     objects = _subcommand(sub, "objects", "COCO objects (masks as COCO RLE for segmenting models)")
-    objects.add_argument("--model", default=tasks.DEFAULT_OBJECT_DETECTOR, help=_choices(OBJECT_DETECTORS))
+    _model_choice(objects, "object detector", "objects")
     _face_models(_subcommand(sub, "embed", "face embeddings (.parquet, or .npy with the rows beside it)"))
     return parser
 
 
 def _face_models(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=tasks.DEFAULT_EMBEDDER, help=_choices(EMBEDDERS))
-    parser.add_argument("--detector", help=f"the face finder (default: HOG, as on the recognition page): "
-                                           f"{', '.join(FACE_DETECTORS)}")
+    from vision_backend.face_recognition.recognise import face_finder
+
+    _model_choice(parser, "embedder", "embed")
+    parser.add_argument("--detector", default=face_finder(),
+                        help=f"the face finder: one of {', '.join(models.GROUPS['face detector'])} "
+                             "(default: %(default)s, as on the recognition page)")
 
 
-def _choices(models: dict[str, Any]) -> str:
-    return "one of " + ", ".join(models) + " (default: %(default)s)"
+def _model_choice(parser: argparse.ArgumentParser, group: str, role: str) -> None:
+    """``--model``: every registered model of ``group``, the pages' default (the one whose role it is) first."""
+    parser.add_argument("--model", default=models.default(role).name,
+                        help="one of " + ", ".join(models.GROUPS[group]) + " (default: %(default)s)")
 
 
 def settings(pairs: list[str]) -> dict[str, str]:
@@ -111,7 +114,7 @@ def settings(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals or not name.strip():
-            raise ValueError(f"--set takes NAME=VALUE, not {pair!r}")
+            raise SettingError(f"--set takes NAME=VALUE, not {pair!r}")
         chosen[name.strip()] = value.strip()
     return chosen
 
@@ -140,7 +143,7 @@ def photos_of(args: argparse.Namespace) -> list[str]:
         folder = os.path.realpath(blur)
         found = [p for p in found if not Path(os.path.realpath(p)).is_relative_to(folder)]
     if not found:
-        raise ValueError("no photos in the paths given")
+        raise BadInput("no photos in the paths given")
     return found
 
 
@@ -173,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nstopped: the rows so far are in {args.out}; carry on with --resume", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, RuntimeError, OSError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"error: {message}", file=sys.stderr)
+    except (UserError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 

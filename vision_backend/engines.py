@@ -164,9 +164,9 @@ def constant_weights(path: str | Path) -> str | bytes:
     return graph.SerializeToString()
 
 
-def tflite_interpreter(path: str | Path) -> Any:
+def tflite_interpreter(path: str | Path, threads: int | None = None) -> Any:
     """A TFLite interpreter from LiteRT (``ai-edge-litert``), TensorFlow Lite's successor package."""
-    interpreter = litert().Interpreter(model_path=str(path), num_threads=os.cpu_count() or 2)
+    interpreter = litert().Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 2)
     interpreter.allocate_tensors()
     return interpreter
 

@@ -57,10 +57,13 @@ class NameTaken(UserError, ValueError):
     status = 409
 
 
-class NotFound(UserError, LookupError):
+class NotFound(UserError, KeyError):
     """No such project, person, model or saved file in this workspace."""
 
     status = 404
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class ModelMissingError(UserError, FileNotFoundError):

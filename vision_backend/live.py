@@ -21,7 +21,6 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import cv2
@@ -31,7 +30,6 @@ from vision_backend import drawing
 from vision_backend.boxes import match
 from vision_backend.face_detection import DETECTORS as FACE_DETECTORS
 from vision_backend.face_recognition import recognise
-from vision_backend.imageops import resize_square
 from vision_backend.intake import encode_jpeg
 from vision_backend.model import Detector
 
@@ -135,17 +133,18 @@ class RecognitionTask:
     names: tuple[str, ...]
     gallery: np.ndarray
     threshold: float
-    finder: str = recognise.FACE_FINDER
+    finder: str = field(default_factory=recognise.face_finder)
     finder_settings: dict[str, Any] = field(default_factory=dict)
     recheck: int = 1
     _last: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_gallery(cls, embedder: Any, gallery: Any, threshold: float, finder: str = recognise.FACE_FINDER,
+    def from_gallery(cls, embedder: Any, gallery: Any, threshold: float, finder: str | None = None,
                      finder_settings: dict[str, Any] | None = None, recheck: int = 1) -> "RecognitionTask":
         """The person's gallery read once (its embeddings for this embedder), not once a frame."""
         names, vectors = gallery.embeddings(embedder.name, embedder.dimensions)
-        return cls(embedder, tuple(names), vectors, float(threshold), finder, dict(finder_settings or {}), recheck)
+        return cls(embedder, tuple(names), vectors, float(threshold), finder or recognise.face_finder(),
+                   dict(finder_settings or {}), recheck)
 
     def prepare(self) -> None:
         load_detector(FACE_DETECTORS[self.finder], self.finder_settings)
@@ -209,50 +208,27 @@ class ObjectTask:
 @dataclass(frozen=True)
 class ClassTask:
     """A transfer-learning project's saved model (raw RGB 0..255 in): a bar per class, Teachable Machine's
-    live preview."""
+    live preview. The model is the one every page shares (``transfer.export.loaded``)."""
 
-    path: Path
+    saved: Any  # a SavedModel
     classes: tuple[str, ...]
 
     @classmethod
     def from_project(cls, project: Any, stem: str) -> "ClassTask":
-        path, meta = project.saved_models()[stem]
-        return cls(Path(path), tuple(meta["classes"]))
+        saved = project.models.get(stem)
+        return cls(saved, tuple(saved.meta["classes"]))
 
     def prepare(self) -> None:
-        saved_model(self.path)
+        from vision_backend.transfer.export import loaded
+
+        loaded(self.saved)
 
     def run(self, frame: np.ndarray) -> Seen:
-        probabilities = class_probabilities(self.path, frame)
+        from vision_backend.transfer.export import saved_probabilities
+
+        probabilities = saved_probabilities(self.saved, [frame])[0]
         return Seen(class_bars(frame, self.classes, probabilities), self.classes,
                     tuple(float(p) for p in probabilities))
-
-
-_SAVED: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
-_SAVED_LOCK = threading.Lock()
-
-
-def saved_model(path: Path) -> tuple[Any, threading.Lock]:
-    """A saved model, loaded once per file version and shared by every stream (with its own lock:
-    one Keras model is not called from two threads at once). A retrained file loads afresh."""
-    from vision_backend.transfer.export import load_saved
-
-    key = (str(path), Path(path).stat().st_mtime_ns)
-    with _SAVED_LOCK:
-        if key not in _SAVED:
-            for old in [k for k in _SAVED if k[0] == key[0]] + list(_SAVED)[:-3]:
-                _SAVED.pop(old, None)
-            _SAVED[key] = (load_saved(Path(path)), threading.Lock())
-        return _SAVED[key]
-
-
-def class_probabilities(path: Path, frame: np.ndarray) -> np.ndarray:
-    """One frame's class probabilities, prepared as the Predict tab does (a plain resize to the input)."""
-    model, lock = saved_model(path)
-    size = int(model.inputs[0].shape[1])
-    batch = resize_square(frame, size)[None].astype(np.float32)
-    with lock:
-        return np.asarray(model.predict_on_batch(batch))[0]
 
 
 # ---- overlays -----------------------------------------------------------------------------------

@@ -9,7 +9,15 @@ its options against it: adding a model is one definition.
 
 One instance of each model lives in the registry and is shared by every browser session, so
 the loaded engine is built once under the model's lock and, unless the engine is safe to call
-from several threads at once (``concurrent``), every call runs under that lock too.
+from several threads at once (``concurrent``), every call runs under that lock too. Work that runs
+on threads of its own (batch lanes, API workers) may instead give a call an engine of its own
+(:meth:`Model.worker_engine`), so several calls run side by side without waiting for the lock.
+
+Every fact about a model is on it: its card, its settings (and which of them count photo pixels),
+what it is the default for (``roles``), whether the server loads it at start (``warm``), how its
+score reads (detectors' ``score_label``), whether its engine may be copied per worker
+(``per_worker``); the registry (:mod:`vision_backend.models`) and every page, the live camera, the
+command line and the API read them from here.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from vision_backend import engines
 from vision_backend.cards import ModelCard
@@ -39,6 +47,9 @@ class Param:
     help: str = ""
     option_labels: tuple[tuple[Any, str], ...] = ()
     """Display names for some options, as (option, label) pairs."""
+    in_photo_pixels: bool = False
+    """True for a size counted in the photo's own pixels (a smallest face): a copy decoded smaller would
+    change what it means, so batch work never drafts photos for a model with one set."""
 
     @property
     def kind(self) -> str:
@@ -74,6 +85,16 @@ class Param:
         return number
 
 
+def with_role(candidates: Iterable["Model"], role: str) -> "Model":
+    """The first of ``candidates`` that names ``role`` among its ``roles`` (what a page or command starts from)."""
+    from vision_backend.errors import NotFound
+
+    found = next((m for m in candidates if role in m.roles), None)
+    if found is None:
+        raise NotFound(f"no model is the default for {role!r}")
+    return found
+
+
 class Model:
     """A pretrained model: card, loader, preprocessing, adapter and parameters in one object.
 
@@ -93,6 +114,16 @@ class Model:
     needs: tuple[str, ...] = ()
     """The engines its loader imports (``engines`` names): a page draws the models that need none still
     loading first, so a first visit after a restart does not wait for TensorFlow to show them."""
+    group: str = ""
+    """Its registry: ``face detector``, ``object detector``, ``classifier``, ``embedder`` or ``base``."""
+    roles: tuple[str, ...] = ()
+    """What it is the default for (``faces``, ``face finder``, ``objects``, ``classify``, ``embed``,
+    ``transfer base``...): pages, the live camera, the command line and the API all start from it."""
+    warm: bool = False
+    """Loaded as the server starts (a model most visits use), so a first visit does not wait for it."""
+    per_worker: bool = True
+    """False where an engine is too costly to copy per worker thread (MTCNN's TensorFlow graphs, which use
+    every core anyway): workers then share the one engine under its lock."""
 
     def __init__(self, **attributes: Any):
         for key, value in attributes.items():
@@ -113,6 +144,11 @@ class Model:
 
     def ready(self) -> bool:
         return self.card.ready()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every call to the shared engine takes (unless ``concurrent``)."""
+        return self._lock
 
     def engines_loaded(self) -> bool:
         """True when calling the model cannot wait for an engine's import (see ``needs``)."""
@@ -146,6 +182,29 @@ class Model:
         with self._lock:
             yield engine
 
+    def worker_engine(self, variant: Any = None, threads: int = 1) -> Any:
+        """An engine of this worker thread's own, built from the card's files (None: share :meth:`runtime`
+        under the lock, see ``per_worker``). Engines with a thread pool of their own take ``threads``: one
+        a lane when lanes fill the cores (they would fight over them), every core for a lone worker."""
+        if not self.per_worker:
+            return None
+        self.card.require()
+        variant = self.default_variant() if variant is None else variant
+        return self.load_worker(variant, threads)
+
+    def load_worker(self, variant: Any, threads: int) -> Any:
+        """What :meth:`worker_engine` builds: ``load`` itself where the engine has no pool to size."""
+        return self.load() if variant is None else self.load(variant)
+
+    @contextlib.contextmanager
+    def engine_for(self, engine: Any, variant: Any = None) -> Iterator[Any]:
+        """``engine`` when a worker gives its own, else the shared one (under the lock unless concurrent)."""
+        if engine is not None:
+            yield engine
+            return
+        with self.using(variant) as shared:
+            yield shared
+
     def unload(self) -> None:
         with self._lock:
             self._loaded.clear()
@@ -173,28 +232,54 @@ class Model:
 class Detector(Model):
     """A face or object detector: an RGB photo in, :class:`Detections` in the photo's pixels out.
 
-    ``detect`` checks the settings, runs ``infer`` with the loaded engine and tidies the result the
-    same way for every detector: non-finite rows dropped, boxes clipped to the photo (and dropped when
-    nothing is left of them), best first,
-    the time taken in ``meta["ms"]``.
+    ``detect`` is the one detect path (pages, the live camera, batch lanes and the API): it checks the
+    settings, runs ``infer`` with the loaded engine (or a worker's own) and tidies the result the same
+    way for every detector: non-finite rows dropped, boxes clipped to the photo (and dropped when
+    nothing is left of them), best first. ``meta["ms"]`` is the model's own time; ``meta["wait_ms"]``
+    the time spent waiting for another caller's turn on a shared engine.
     """
 
     has_masks: bool = False
     has_landmarks: bool = False
     class_names: tuple[str, ...] = ("face",)
+    score_label: str = "score"
+    """What a box's number is, in a word (Viola-Jones: ``votes``)."""
+    score_help: str = "its own confidence, 0 to 1"
+    """What the number means, for a caption."""
 
     def variant(self, settings: dict[str, Any]) -> Any:
         """Which of the card's files a call needs (None: the only one)."""
         return None
 
+    def prepare(self, image: Any) -> Any:
+        """The model's own preprocessing where it can run ahead on another thread (batch decoding threads);
+        None where there is nothing to gain. ``infer`` takes it back as ``prepared``."""
+        return None
+
     def infer(self, engine: Any, image: Any, **settings: Any) -> Any:
         raise NotImplementedError
 
-    def detect(self, image: Any, **overrides: Any) -> Any:
-        started = time.perf_counter()
+    def working_side(self, settings: dict[str, Any]) -> int | None:
+        """The long side this model shrinks a photo to before its run, so batch work may decode a large JPEG
+        no larger than needed; None where it works at the photo's own size, counts sizes in the photo's
+        pixels (``Param.in_photo_pixels``) or draws masks at the photo's size."""
+        if self.has_masks or any(p.in_photo_pixels for p in self.params):
+            return None
+        return settings.get("max_side")
+
+    def caption(self, scores: Any) -> list[str]:
+        """Each box's number as people read it (``12 votes``, ``0.93``)."""
+        if self.score_label == "score":
+            return [f"{score:.2f}" for score in scores]
+        return [f"{score:.0f} {self.score_label}" for score in scores]
+
+    def detect(self, image: Any, engine: Any = None, prepared: Any = None, **overrides: Any) -> Any:
+        asked = time.perf_counter()
         settings = self.settings(overrides)
-        with self.using(self.variant(settings)) as engine:
-            found = self.infer(engine, image, **settings)
+        extra = {} if prepared is None else {"prepared": prepared}
+        with self.engine_for(engine, self.variant(settings)) as running:
+            started = time.perf_counter()
+            found = self.infer(running, image, **extra, **settings)
         found = found.finite().clipped(image.shape[1], image.shape[0]).with_area().sorted()
-        found.meta["ms"] = (time.perf_counter() - started) * 1000
+        found.meta.update(ms=(time.perf_counter() - started) * 1000, wait_ms=(started - asked) * 1000)
         return found

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from vision_backend.batch.tasks import Column
+from vision_backend.errors import BadInput
 from vision_backend.storage import atomic_path
 
 FORMATS = (".csv", ".jsonl", ".parquet", ".npy")
@@ -50,7 +51,7 @@ class Writer:
 
     def _check_columns(self, found: list[str]) -> None:
         if found != self.names:
-            raise ValueError(f"{self.path} was written by another command or model (its columns are "
+            raise BadInput(f"{self.path} was written by another command or model (its columns are "
                              f"{', '.join(found)}); write to another file or drop --resume")
 
 
@@ -58,7 +59,7 @@ def open_writer(path: str | Path, columns: list[Column], resume: bool = False) -
     path = Path(path)
     kinds = {".csv": CsvWriter, ".jsonl": JsonlWriter, ".parquet": ParquetWriter, ".npy": NpyWriter}
     if path.suffix.lower() not in kinds:
-        raise ValueError(f"--out must end in {', '.join(FORMATS)}, not {path.name!r}")
+        raise BadInput(f"--out must end in {', '.join(FORMATS)}, not {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return kinds[path.suffix.lower()](path, columns, resume)
 
@@ -183,7 +184,7 @@ class NpyWriter(Writer):
 
     def __init__(self, path: Path, columns: list[Column], resume: bool):
         if "embedding" not in [c.name for c in columns]:
-            raise ValueError("only `embed` writes .npy; use .csv, .jsonl or .parquet")
+            raise BadInput("only `embed` writes .npy; use .csv, .jsonl or .parquet")
         self.rows: list[dict[str, Any]] = []
         self.vectors: list[np.ndarray] = []
         super().__init__(path, columns, resume)

@@ -6,10 +6,11 @@ gathers what lives with that machine (a gallery's embeddings, a project's traine
 then sent as it is to wherever the work runs (this process, or each Ray actor), where
 :meth:`Task.load` builds its engines once (fetching missing files into that node's cache first).
 :meth:`Task.read` reads, decodes and preprocesses one photo (threads run it side by side);
-:meth:`Task.infer` runs a batch of them through the model. The results are the pages': the same
-model objects, preprocessing, decoding and settings; only the engines run with batch settings:
-one lane a core, each with a one-thread engine, batches where the graph takes them (see
-:meth:`Task.open_lanes`).
+:meth:`Task.infer` runs a batch of them through the model. The results are the pages': the very
+same calls (``Detector.detect``, ``ImageNetClassifier.classify``, ``FaceEmbedder.embed``) on the same
+model objects and settings; only the engines are the lanes' own: one lane a core, each with a
+one-thread engine of its own (``Model.worker_engine``), batches where the graph takes them (see
+:meth:`Task.open_lanes`). Defaults are the pages' (each model's ``roles``).
 
 A photo that cannot be read or decoded, or that breaks the model, becomes a row with an ``error``
 (intake's message, never a traceback) and the run goes on.
@@ -18,7 +19,6 @@ A photo that cannot be read or decoded, or that breaks the model, becomes a row 
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,22 +27,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vision_backend import engines, fetch, paths
+from vision_backend import fetch
 from vision_backend.batch.decode import decode, read_bytes
 from vision_backend.cards import ModelCard
 from vision_backend.detections import Detections
-from vision_backend.intake import ImageIntakeError
+from vision_backend.errors import BadInput, NotFound, SettingError, UserError
+from vision_backend.model import Model
 
-DEFAULT_CLASSIFIER = "mobilenetv2_int8_onnx"
-DEFAULT_FACE_DETECTOR = "yunet"
-DEFAULT_OBJECT_DETECTOR = "nanodet_m"
-DEFAULT_EMBEDDER = "dlib_resnet_face"
 DRAFT_MARGIN = 2
 """A draft-decoded photo keeps at least this many times the pixels a model works at (see ``decode``)."""
-PHOTO_PIXEL_SETTINGS = ("min_size", "max_size", "min_face_size", "min_face")
-"""Settings counted in the photo's own pixels: a detector with one is never drafted (its meaning would change)."""
-SHARED_ENGINE = frozenset({"mtcnn"})
-"""Face detectors kept to their one shared engine: MTCNN's TensorFlow graphs are costly to copy and use every core."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def ensure_ready(card: ModelCard) -> None:
     if not card.ready():
         outcome = fetch.ensure(card)
         if not outcome.ok:
-            raise RuntimeError(f"{card.title}: {outcome.message}")
+            raise fetch.FetchError(f"{card.title}: {outcome.message}")
     card.require()
 
 
@@ -123,7 +116,7 @@ class Task:
 
     # ---- where the command is typed ------------------------------------------------------------
     def resolve(self, photos: list[str]) -> "Task":
-        """Check names and settings (ValueError / KeyError with a readable message) before any work."""
+        """Check names and settings (a :class:`UserError` with a readable message) before any work."""
         return self
 
     def photo_columns(self) -> list[Column]:
@@ -146,6 +139,16 @@ class Task:
     def engine_threads(self) -> int:
         return self.threads or cores()
 
+    def engine(self, model: Model, variant: Any = None) -> Any:
+        """This lane's own engine for ``model``, built once per lane thread (None where the model keeps one
+        engine per process: calls then share it under its lock). One thread each, or every core with
+        ``spinning`` (one lane)."""
+        built = self._local.__dict__.setdefault("engines", {})
+        if (model.name, variant) not in built:
+            threads = self.engine_threads() if self.spinning else 1
+            built[model.name, variant] = model.worker_engine(variant, threads)
+        return built[model.name, variant]
+
     @property
     def lanes(self) -> int:
         return 1 if self.spinning else self.engine_threads()
@@ -156,14 +159,8 @@ class Task:
         spinning on by 1.7x for NanoDet, 2x for YuNet and 1.15x for MobileNetV2 batches: spinning
         threads take the cores the decoding needs, and a small network's layers are too short for two
         threads to share without waiting on each other. A graph's run alone is as fast either way."""
+        self._local = threading.local()
         self._lanes = ThreadPoolExecutor(self.lanes, thread_name_prefix=self.name) if self.lanes > 1 else None
-
-    def onnx_session(self, path: Path | str | bytes) -> Any:
-        """For lanes: one session several threads run at once, each run on one thread, so no intra-op pool
-        spins between runs. With ``spinning``: every core on each run, spinning on (the issue's first plan)."""
-        if self.spinning:
-            return engines.onnx_session(path, spinning=True, threads=self.engine_threads())
-        return engines.onnx_session(path, spinning=False, threads=1)
 
     def each(self, function: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``function`` on every item, across the lanes when there are several, results in order."""
@@ -197,7 +194,7 @@ class Task:
             photo = Photo(path, decoded.image, decoded.scale, (decoded.width, decoded.height))
             photo.blob = self.prepare(photo)
             return photo
-        except ImageIntakeError as error:
+        except UserError as error:
             return Photo(path, error=str(error))
         except Exception as error:  # noqa: BLE001 - one odd photo never stops a run of thousands
             return Photo(path, error=f"“{name}” could not be prepared: {error}")
@@ -240,13 +237,13 @@ class Task:
 
 # ---- classify --------------------------------------------------------------------------------------
 class Classify(Task):
-    """An ImageNet classifier: top-k labels per photo, batched through its ONNX graph."""
+    """An ImageNet classifier (the page's default): top-k labels per photo, a batch a lane on its own engine."""
 
     name = "classify"
     tally = "label"
 
-    def __init__(self, model: str = DEFAULT_CLASSIFIER, top: int = 5, **common: Any):
-        super().__init__(model, **common)
+    def __init__(self, model: str | None = None, top: int = 5, **common: Any):
+        super().__init__(model or _default("classify").name, **common)
         self.top = top
 
     @property
@@ -257,56 +254,35 @@ class Classify(Task):
 
     def resolve(self, photos: list[str]) -> "Classify":
         self.settings = self.classifier.settings(self.overrides)
-        if "onnx" not in self.classifier.engines:
-            raise ValueError(f"{self.classifier.title} has no ONNX engine for batch work")
         return self
 
     def photo_columns(self) -> list[Column]:
         return [Column("model"), Column("label"), Column("id"), Column("probability", "float"), Column("top", "json")]
 
     def load(self) -> None:
-        from vision_backend.classification.classifiers import onnx_runner
-
         ensure_ready(self.classifier.card)
-        session = self.onnx_session(self.onnx_file())
-        self._run = onnx_runner(session)
         self.open_lanes()
-
-    def onnx_file(self) -> Path:
-        """The classifier's ONNX graph: its own file, or its conversion (made once, as the pages make it)."""
-        from vision_backend.classification.convert import converted_path
-
-        classifier = self.classifier
-        if classifier.engines[0] == "onnx":
-            return classifier.card.path()
-        path = converted_path(classifier.name)
-        if not path.is_file():
-            classifier.runtime("onnx")
-            classifier.unload()
-        return path
+        self.engine(self.classifier, self.classifier.batch_engine)  # a first load (a conversion) before the lanes'
 
     def wanted(self, width: int, height: int) -> tuple[int, int] | None:
-        from vision_backend.classification import KerasApplication
-
-        size = self.classifier.size * DRAFT_MARGIN  # only Keras's resize_square shrinks by area averaging
-        return (size, size) if isinstance(self.classifier, KerasApplication) else None
+        size = self.classifier.size * DRAFT_MARGIN
+        return (size, size) if self.classifier.area_resize else None
 
     def prepare(self, photo: Photo) -> np.ndarray:
         return self.classifier.preprocess([photo.image])[0]
 
     def infer(self, photos: list[Photo]) -> list[Result]:
-        """The batch in one part a lane, each part one run of the graph (its batch axis is free)."""
-        runs = self.each(lambda part: self.results(self._run(np.stack([p.blob for p in part]))), self.parts(photos))
+        """The batch in one part a lane, each part one ``classify`` on the lane's own engine."""
+        runs = self.each(self.classified, self.parts(photos))
         return [result for run in runs for result in run]
 
-    def results(self, raw: np.ndarray) -> list[Result]:
-        """Raw outputs of a batch -> each photo's top-k, as :meth:`ImageNetClassifier.classify` decodes them."""
-        from vision_backend.classification import imagenet
-
-        rows = imagenet.decode(self.classifier.probabilities(np.asarray(raw)), self.top)
-        return [({"model": self.model, "label": top[0][1], "id": top[0][0], "probability": round(top[0][2], 4),
-                  "top": [{"label": label, "id": wnid, "probability": round(p, 4)} for wnid, label, p in top]}, [])
-                for top in rows]
+    def classified(self, part: list[Photo]) -> list[Result]:
+        runner = self.engine(self.classifier, self.classifier.batch_engine)
+        predictions = self.classifier.classify([p.image for p in part], self.classifier.batch_engine, self.top, runner,
+                                               prepared=np.stack([p.blob for p in part]))
+        return [({"model": self.model, "label": p.top[0][1], "id": p.top[0][0], "probability": round(p.top[0][2], 4),
+                  "top": [{"label": label, "id": wnid, "probability": round(q, 4)} for wnid, label, q in p.top]}, [])
+                for p in predictions]
 
 
 class ProjectClassify(Task):
@@ -321,39 +297,38 @@ class ProjectClassify(Task):
         self.stem, self.classes, self.weights = "", [], b""
 
     def resolve(self, photos: list[str]) -> "ProjectClassify":
-        from vision_backend.workspace import Workspace
-
-        root = Path(self.home).expanduser() if self.home else paths.app_home()
-        if not (root / "projects" / self.model / "catalogue.sqlite").is_file():
-            raise ValueError(f"There is no project called “{self.model}” in {root}.")
-        saved = Workspace(root).project(self.model, create=False).saved_models()
-        if not saved:
-            raise ValueError(f"Project “{self.model}” has no trained model: train and keep one on the "
-                             "transfer-learning page first.")
-        self.stem, (path, meta) = max(saved.items(), key=lambda item: item[1][0].stat().st_mtime)
-        self.classes = list(meta["classes"])
-        self.weights = path.read_bytes()  # travels with the task: a cluster's nodes need not see the workspace
+        space = workspace_at(self.home)
+        if not space.has_project(self.model):
+            raise NotFound(f"There is no project called “{self.model}” in {space.where}.")
+        newest = space.project(self.model, create=False).models.newest()
+        if newest is None:
+            raise NotFound(f"Project “{self.model}” has no trained model: train and keep one on the "
+                           "transfer-learning page first.")
+        self.stem, self.classes = newest.stem, list(newest.meta["classes"])
+        self.weights = newest.read()  # travels with the task: a cluster's nodes need not see the workspace
         return self
 
     def photo_columns(self) -> list[Column]:
         return [Column("model"), Column("label"), Column("probability", "float"), Column("probabilities", "json")]
 
     def load(self) -> None:
-        from vision_backend.transfer.export import load_saved
+        """The model's bytes kept on this node by their key, then loaded once as every saved model is."""
+        from vision_backend import paths
+        from vision_backend.storage import FolderBlobs, SavedModel
+        from vision_backend.transfer.export import loaded
 
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"{self.stem or 'model'}.keras"
-            path.write_bytes(self.weights)
-            self._model = load_saved(path)
+        blobs = FolderBlobs(paths.app_dir("derived", "batch_models"), ".keras")
+        self._saved = SavedModel(self.stem, blobs.put(self.weights), {"classes": self.classes}, 0.0, blobs)
+        self._size = int(loaded(self._saved)[0].inputs[0].shape[1])
 
     def wanted(self, width: int, height: int) -> tuple[int, int]:
-        size = int(self._model.inputs[0].shape[1]) * DRAFT_MARGIN
+        size = self._size * DRAFT_MARGIN
         return size, size
 
     def infer(self, photos: list[Photo]) -> list[Result]:
-        from vision_backend.transfer.export import photo_probabilities
+        from vision_backend.transfer.export import saved_probabilities
 
-        probabilities = photo_probabilities(self._model, [p.image for p in photos])
+        probabilities = saved_probabilities(self._saved, [p.image for p in photos])
         return [({"model": f"{self.model}/{self.stem}", "label": self.classes[int(p.argmax())],
                   "probability": round(float(p.max()), 4),
                   "probabilities": {c: round(float(v), 4) for c, v in zip(self.classes, p)}}, [])
@@ -367,9 +342,8 @@ class Faces(Task):
     name = "faces"
     count = "faces"
 
-    def __init__(self, model: str = DEFAULT_FACE_DETECTOR, blur: str | None = None, pixelate: bool = False,
-                 **common: Any):
-        super().__init__(model, **common)
+    def __init__(self, model: str | None = None, blur: str | None = None, pixelate: bool = False, **common: Any):
+        super().__init__(model or _default("faces").name, **common)
         self.blur = str(Path(blur).expanduser().resolve()) if blur else None
         self.mode = "pixelate" if pixelate else "blur"
         self.base = ""
@@ -394,40 +368,29 @@ class Faces(Task):
         return [Column("face", "int"), *BOX_COLUMNS, *landmarks]
 
     def load(self) -> None:
-        """Lanes sharing one one-thread ONNX Runtime session (YuNet), or with an OpenCV or dlib engine each
-        (loaded on first use in its thread), OpenCV on one thread a lane."""
+        """A lane a core, each with its own engine, OpenCV on one thread a lane; a detector whose engine is one
+        per process (MTCNN) runs without lanes, on every core."""
         import cv2
 
         ensure_ready(self.detector.card)
-        self._local = threading.local()
-        self._session = self.onnx_session(self.detector.graph()) if hasattr(self.detector, "graph") else None
-        if self.model not in SHARED_ENGINE and not self.spinning:
+        if self.detector.per_worker and not self.spinning:
             cv2.setNumThreads(1)
             self.open_lanes()
-
-    def detect(self, image: np.ndarray) -> Detections:
-        """The detector's own ``infer`` and tidying (as :meth:`Detector.detect`), on this lane's engine."""
-        if self.model in SHARED_ENGINE:
-            return self.detector.detect(image, **self.settings)
-        engine = self._session or getattr(self._local, "engine", None)
-        if engine is None:
-            variant = self.detector.variant(self.settings)
-            engine = self._local.engine = self.detector.load() if variant is None else self.detector.load(variant)
-        return self.detector.infer(engine, image, **self.settings).finite().clipped(
-            image.shape[1], image.shape[0]).sorted()
+        else:
+            self._local, self._lanes = threading.local(), None
 
     def wanted(self, width: int, height: int) -> tuple[int, int] | None:
-        """Drafted only for detectors that shrink to a working side and take no size in photo pixels
-        (YuNet): Viola-Jones's, MTCNN's and HOG's smallest faces are counted in the decoded photo."""
-        if self.blur or any(name in self.settings for name in PHOTO_PIXEL_SETTINGS):
-            return None  # the anonymised copy is written at the photo's own size
-        return _long_side(width, height, self.settings.get("max_side"))
+        """Drafted only where the detector shrinks to a working side anyway (YuNet) and never for an anonymised
+        copy, which is written at the photo's own size."""
+        return None if self.blur else _long_side(width, height, self.detector.working_side(self.settings))
 
     def infer(self, photos: list[Photo]) -> list[Result]:
         return self.each(self.faces, photos)
 
     def faces(self, photo: Photo) -> Result:
-        found = in_photo(self.detect(photo.image), photo)
+        variant = self.detector.variant(self.settings)
+        found = self.detector.detect(photo.image, engine=self.engine(self.detector, variant), **self.settings)
+        found = in_photo(found, photo)
         fields: dict[str, Any] = {"model": self.model, "faces": len(found)}
         if self.blur:
             fields["anonymised"] = str(self.write_copy(photo, found))
@@ -480,20 +443,20 @@ def copy_path(folder: Path, base: str, path: str) -> Path:
     if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         target = target.with_name(target.name + ".png")
     if not target.resolve().is_relative_to(folder.resolve()):
-        raise ValueError(f"“{Path(path).name}” would be written outside {folder}; refused")
+        raise BadInput(f"“{Path(path).name}” would be written outside {folder}; refused")
     return target
 
 
 # ---- objects ---------------------------------------------------------------------------------------
 class Objects(Task):
-    """A COCO detector on its own ONNX Runtime session: the model's preprocess on threads, run, decode."""
+    """An object detector: its own preprocessing on the decoding threads, then ``detect`` on a lane's engine."""
 
     name = "objects"
     count = "objects"
     tally = "label"
 
-    def __init__(self, model: str = DEFAULT_OBJECT_DETECTOR, **common: Any):
-        super().__init__(model, **common)
+    def __init__(self, model: str | None = None, **common: Any):
+        super().__init__(model or _default("objects").name, **common)
 
     @property
     def detector(self) -> Any:
@@ -513,31 +476,25 @@ class Objects(Task):
         return [Column("object", "int"), Column("label"), Column("category_id", "int"), *BOX_COLUMNS, *masks]
 
     def load(self) -> None:
-        """One session (safe to run from several threads) with one thread a run, and a lane a core."""
         ensure_ready(self.detector.card)
-        self._session = self.onnx_session(self.detector.graph())
-        self._input = self._session.get_inputs()[0].name
         self.open_lanes()
 
     def wanted(self, width: int, height: int) -> tuple[int, int] | None:
-        size = getattr(self.detector, "size", None)  # letterboxed models shrink by area averaging
-        return None if self.detector.has_masks else _long_side(width, height, size)
+        return _long_side(width, height, self.detector.working_side(self.settings))
 
     def prepare(self, photo: Photo) -> Any:
-        return self.detector.preprocess(photo.image)
+        return self.detector.prepare(photo.image)
 
     def infer(self, photos: list[Photo]) -> list[Result]:
         return self.each(self.objects, photos)
 
     def objects(self, photo: Photo) -> Result:
-        """One photo as :meth:`Detector.detect` does it (decode, then finite, clipped, best first)."""
         from vision_backend.object_detection.coco import to_coco
 
-        blob, geometry = photo.blob
-        outputs = self._session.run(None, {self._input: blob})
-        height, width = photo.image.shape[:2]
-        found = self.detector.decode(outputs, geometry, (height, width), **self.settings)
-        found = in_photo(found.finite().clipped(width, height).sorted(), photo)
+        variant = self.detector.variant(self.settings)
+        found = self.detector.detect(photo.image, engine=self.engine(self.detector, variant), prepared=photo.blob,
+                                     **self.settings)
+        found = in_photo(found, photo)
         rows = []
         for i, (record, coco) in enumerate(zip(found.to_records(), to_coco(found, photo.path))):
             mask = {"mask": coco["segmentation"]} if "segmentation" in coco else {}
@@ -547,16 +504,16 @@ class Objects(Task):
 
 # ---- recognize and embed ---------------------------------------------------------------------------
 class Embed(Task):
-    """Every face found (HOG by default, as on the recognition page) and its unit embedding."""
+    """Every face found (by the face finder, as on the recognition page) and its unit embedding."""
 
     name = "embed"
     count = "faces"
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, detector: str | None = None, **common: Any):
-        from vision_backend.face_recognition.recognise import FACE_FINDER
+    def __init__(self, model: str | None = None, detector: str | None = None, **common: Any):
+        from vision_backend.face_recognition.recognise import face_finder
 
-        super().__init__(model, **common)
-        self.finder = detector or FACE_FINDER
+        super().__init__(model or _default("embed").name, **common)
+        self.finder = detector or face_finder()
         self.finder_settings: dict[str, Any] = {}
 
     @property
@@ -587,20 +544,23 @@ class Embed(Task):
     def load(self) -> None:
         ensure_ready(self.embedder.card)
         ensure_ready(self.detector.card)
+        self.open_lanes()
 
     def analysed(self, photo: Photo) -> Any:
+        """The page's ``analyse`` (find, then embed) on this lane's own engines."""
         from vision_backend.face_recognition.recognise import analyse
 
-        return analyse(self.embedder, photo.image, self.finder, **self.finder_settings)
+        engines = (self.engine(self.detector, self.detector.variant(self.finder_settings)), self.engine(self.embedder))
+        return analyse(self.embedder, photo.image, self.finder, engines, **self.finder_settings)
 
     def infer(self, photos: list[Photo]) -> list[Result]:
-        results = []
-        for photo in photos:
-            faces = self.analysed(photo)
-            rows = [{"face": i + 1, **box_fields(r), "embedding": [float(v) for v in vector]}
-                    for i, (r, vector) in enumerate(zip(faces.detections.to_records(), faces.vectors))]
-            results.append(({"model": self.model, "faces": len(faces)}, rows))
-        return results
+        return self.each(self.embedded, photos)
+
+    def embedded(self, photo: Photo) -> Result:
+        faces = self.analysed(photo)
+        rows = [{"face": i + 1, **box_fields(r), "embedding": [float(v) for v in vector]}
+                for i, (r, vector) in enumerate(zip(faces.detections.to_records(), faces.vectors))]
+        return {"model": self.model, "faces": len(faces)}, rows
 
 
 class Recognize(Embed):
@@ -609,7 +569,7 @@ class Recognize(Embed):
     name = "recognize"
     tally = "name"
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, home: str | None = None, **common: Any):
+    def __init__(self, model: str | None = None, home: str | None = None, **common: Any):
         super().__init__(model, **common)
         self.home = home
         self.names: list[str] = []
@@ -617,39 +577,47 @@ class Recognize(Embed):
 
     def resolve(self, photos: list[str]) -> "Recognize":
         """The gallery read here, once: its embeddings travel with the task, the workspace stays put."""
-        from vision_backend.workspace import Workspace
-
         super().resolve(photos)
-        root = Path(self.home).expanduser() if self.home else paths.app_home()
-        if not (root / "faces" / "gallery.sqlite").is_file():
-            raise ValueError(f"There is no face gallery in {root}: enrol people on the face recognition page first.")
-        self.names, self.enrolled = Workspace(root).gallery().embeddings(self.embedder.name, self.embedder.dimensions)
+        space = workspace_at(self.home)
+        if not space.has_gallery():
+            raise NotFound(f"There is no face gallery in {space.where}: enrol people on the face recognition page "
+                           "first.")
+        self.names, self.enrolled = space.gallery().embeddings(self.embedder.name, self.embedder.dimensions)
         if not self.names:
-            raise ValueError(f"Nobody is enrolled for {self.embedder.title} in {root}: enrol people on the face "
-                             "recognition page first.")
+            raise NotFound(f"Nobody is enrolled for {self.embedder.title} in {space.where}: enrol people on the face "
+                           "recognition page first.")
         return self
 
     def detection_columns(self) -> list[Column]:
         return [Column("face", "int"), Column("name"), Column("distance", "float"), Column("nearest"), *BOX_COLUMNS]
 
-    def infer(self, photos: list[Photo]) -> list[Result]:
+    def embedded(self, photo: Photo) -> Result:
         from vision_backend.face_recognition.recognise import recognise
 
-        results = []
-        for photo in photos:
-            faces = self.analysed(photo)
-            matches = recognise(faces.vectors, self.names, self.enrolled, self.settings["threshold"])
-            rows = [{"face": i + 1, "name": m.name, "distance": round(m.distance, 3), "nearest": m.nearest,
-                     **box_fields(r)} for i, (m, r) in enumerate(zip(matches, faces.detections.to_records()))]
-            results.append(({"model": self.model, "faces": len(faces)}, rows))
-        return results
+        faces = self.analysed(photo)
+        matches = recognise(faces.vectors, self.names, self.enrolled, self.settings["threshold"])
+        rows = [{"face": i + 1, "name": m.name, "distance": round(m.distance, 3), "nearest": m.nearest,
+                 **box_fields(r)} for i, (m, r) in enumerate(zip(matches, faces.detections.to_records()))]
+        return {"model": self.model, "faces": len(faces)}, rows
+
+
+def workspace_at(home: str | None) -> Any:
+    """The workspace ``--home`` names (a folder), or this machine's configured one."""
+    from vision_backend.workspace import Workspace
+
+    return Workspace.at(Path(home).expanduser()) if home else Workspace.local()
 
 
 def _known(models: dict[str, Any], name: str, what: str) -> Any:
-    try:
-        return models[name]
-    except KeyError:
-        raise ValueError(f"No {what} called {name!r}; choose one of {', '.join(models)}") from None
+    if name not in models:
+        raise SettingError(f"No {what} called {name!r}; choose one of {', '.join(models)}")
+    return models[name]
+
+
+def _default(role: str) -> Model:
+    from vision_backend import models
+
+    return models.default(role)
 
 
 TASKS: dict[str, Callable[..., Task]] = {"classify": Classify, "faces": Faces, "recognize": Recognize,

@@ -66,6 +66,16 @@ class ImageNetClassifier(Model):
 
     engines: tuple[str, ...] = ("onnx",)
     size: int = 224
+    group = "classifier"
+    area_resize: bool = False
+    """True where its preprocessing shrinks by area averaging, so a photo decoded at twice its input size
+    gives the same input (batch work may then decode large JPEGs smaller)."""
+
+    @property
+    def batch_engine(self) -> str:
+        """The engine workers run it on: the page's own, unless that is Keras (one per process, slow to copy),
+        when its ONNX conversion runs instead (the same weights, converted once)."""
+        return next((e for e in self.engines if e != "keras"), self.engines[0])
 
     def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
         """A batch in the model's own input layout and scale."""
@@ -87,20 +97,26 @@ class ImageNetClassifier(Model):
         runner.load_s = time.perf_counter() - started
         return runner
 
-    def load_engine(self, engine: str) -> Runner:
+    def load_engine(self, engine: str, threads: int | None = None) -> Runner:
+        """The model on ``engine``; ``threads`` sizes the engine's pool (None: every core)."""
         raise NotImplementedError
+
+    def load_worker(self, variant: str, threads: int) -> Runner:
+        return self.load_engine(variant or self.batch_engine, threads)
 
     def file_mb(self) -> float:
         """Megabytes of the model's files on disk (its weights and the shared class index)."""
         return sum(path.stat().st_size for path in self.card.paths() if path.is_file()) / 1e6
 
-    def classify(self, images: list[np.ndarray], engine: str | None = None, top: int = 5) -> list[Prediction]:
-        """Top-k for each photo; ``ms`` is the time per photo (preprocessing included)."""
-        engine = engine or self.engines[0]
+    def classify(self, images: list[np.ndarray], engine: str | None = None, top: int = 5, runner: Runner | None = None,
+                 prepared: np.ndarray | None = None) -> list[Prediction]:
+        """Top-k for each photo (the one classify path: pages, batch lanes, the API); ``ms`` is the time per
+        photo, preprocessing included. A worker passes its own ``runner`` and may have ``prepared`` the batch."""
+        engine = runner.engine if runner is not None else engine or self.engines[0]
         started = time.perf_counter()
-        batch = self.preprocess(images)
-        with self.using(engine) as runner:
-            raw = runner.run(batch)
+        batch = self.preprocess(images) if prepared is None else prepared
+        with self.engine_for(runner, engine) as running:
+            raw = running.run(batch)
         probabilities = self.probabilities(np.asarray(raw))
         ms = (time.perf_counter() - started) * 1000 / len(images)
         return [Prediction(rows, p, ms, self.name, engine)
@@ -111,6 +127,8 @@ class TFLiteQuantClassifier(ImageNetClassifier):
     """Google's int8 MobileNetV2: raw uint8 RGB in, uint8 probabilities (/256) of 1001 classes out."""
 
     short_title = "MobileNetV2 int8 (Google, TFLite)"
+    roles = ("classify",)
+    warm = True
 
     card = ModelCard(
         name="mobilenet_v2_quant_tflite", title="MobileNetV2 1.0/224 int8 (TFLite)", task="ImageNet classification",
@@ -131,11 +149,11 @@ class TFLiteQuantClassifier(ImageNetClassifier):
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         return raw[:, 1:].astype(np.float32) / 256.0  # uint8 probabilities; drop "background"
 
-    def load_engine(self, engine: str) -> Runner:
+    def load_engine(self, engine: str, threads: int | None = None) -> Runner:
         if engine == "tflite":
-            interpreter = engines.tflite_interpreter(self.card.path())
+            interpreter = engines.tflite_interpreter(self.card.path(), threads)
             return Runner(engine, lambda x: self._invoke(interpreter, x), interpreter)
-        session = engines.onnx_session(tflite_to_onnx(self.card.path(), converted_path(self.name)))
+        session = engines.onnx_session(tflite_to_onnx(self.card.path(), converted_path(self.name)), threads=threads)
         return Runner(engine, onnx_runner(session), session)
 
     @staticmethod
@@ -154,6 +172,7 @@ class ZooClassifier(ImageNetClassifier):
     """The ONNX Model Zoo's int8 MobileNetV2: centre crop, ImageNet mean/std, NCHW; logits out."""
 
     short_title = "MobileNetV2 int8 (ONNX Model Zoo)"
+    warm = True
 
     card = ModelCard(
         name="mobilenetv2_int8_onnx", title="MobileNetV2 int8 (ONNX Model Zoo)", task="ImageNet classification",
@@ -177,8 +196,8 @@ class ZooClassifier(ImageNetClassifier):
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(raw, np.float32), axis=1)
 
-    def load_engine(self, engine: str) -> Runner:
-        session = engines.onnx_session(self.card.path())
+    def load_engine(self, engine: str, threads: int | None = None) -> Runner:
+        session = engines.onnx_session(self.card.path(), threads=threads)
         return Runner(engine, onnx_runner(session), session)
 
 
@@ -186,6 +205,7 @@ class KerasApplication(ImageNetClassifier):
     """One of ``keras.applications`` with its ImageNet top, on Keras or (converted once) ONNX Runtime."""
 
     engines = ("keras", "onnx")
+    area_resize = True  # resize_square averages areas
     application: Callable[[Any], Callable[..., Any]] = staticmethod(lambda apps: apps.MobileNetV2)
     """Picks the constructor from ``keras.applications`` (given the module, so Keras loads only when needed)."""
     scaling: PixelScaling = PixelScaling("tf")
@@ -196,7 +216,7 @@ class KerasApplication(ImageNetClassifier):
     def keras_model(self) -> Any:
         return self.runtime("keras").model
 
-    def load_engine(self, engine: str) -> Runner:
+    def load_engine(self, engine: str, threads: int | None = None) -> Runner:
         if engine == "keras":
             keras = engines.keras()
             model = self.application(keras.applications)(weights=str(self.card.path()), include_top=True)
@@ -204,7 +224,7 @@ class KerasApplication(ImageNetClassifier):
         path = converted_path(self.name)
         if not path.is_file():  # converted once; later loads need neither Keras nor the Keras model
             keras_to_onnx(self.keras_model(), path)
-        session = engines.onnx_session(path)
+        session = engines.onnx_session(path, threads=threads)
         return Runner(engine, onnx_runner(session), session)
 
 
@@ -231,7 +251,7 @@ def _keras_card(name: str, title: str, file: str, url: str, md5: str | None, siz
 
 
 DECK_APPLICATIONS = (
-    KerasApplication(short_title="MobileNetV2", application=lambda apps: apps.MobileNetV2, card=_keras_card(
+    KerasApplication(short_title="MobileNetV2", application=lambda apps: apps.MobileNetV2, roles=("grad-cam",), card=_keras_card(
         "mobilenet_v2", "MobileNetV2 1.0/224 with ImageNet top", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
         KERAS_APPS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", None, None,
         licence="Apache-2.0", input="224x224x3", preprocessing="x/127.5 - 1", params=3_538_984,

@@ -7,8 +7,8 @@ input differently, so each comes as an :class:`Explainable` that knows how a pho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -16,7 +16,6 @@ import numpy as np
 from vision_backend import engines
 from vision_backend.classification import imagenet
 from vision_backend.convolution import is_spatial
-from vision_backend.imageops import resize_square
 from vision_backend.transfer.bases import MOBILENET_V2
 from vision_backend.transfer.demo import demo_classifier
 
@@ -60,17 +59,21 @@ class Explainable:
     model: Any
     prepare: Callable[[list[np.ndarray]], np.ndarray]
     class_names: list[str]
+    lock: Any = field(default_factory=threading.RLock)
+    """Held for every call: the model may be shared by every session (one Keras model, one caller at a time)."""
 
     def batch(self, photo: np.ndarray) -> np.ndarray:
         return self.prepare([photo])
 
     def top(self, batch: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` most probable classes of the batch's first photo: (class index, probability)."""
-        probabilities = np.asarray(self.model.predict_on_batch(batch))[0]
+        with self.lock:
+            probabilities = np.asarray(self.model.predict_on_batch(batch))[0]
         return [(int(i), float(probabilities[i])) for i in np.argsort(-probabilities, kind="stable")[:k]]
 
     def explain(self, batch: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
-        return grad_cam(self.model, batch, class_index)
+        with self.lock:
+            return grad_cam(self.model, batch, class_index)
 
     @property
     def layer(self) -> str:
@@ -79,7 +82,7 @@ class Explainable:
 
 def imagenet_explainable(classifier: Any) -> Explainable:
     """A Keras ImageNet application with its own pixel scaling and Keras' 1,000 labels."""
-    return Explainable(classifier.keras_model(), classifier.preprocess, imagenet.labels())
+    return Explainable(classifier.keras_model(), classifier.preprocess, imagenet.labels(), classifier.lock)
 
 
 def demo_explainable(progress: Callable[[int, int], None] | None = None) -> Explainable:
@@ -88,10 +91,11 @@ def demo_explainable(progress: Callable[[int, int], None] | None = None) -> Expl
     return Explainable(model, MOBILENET_V2.preprocess, names)
 
 
-def saved_explainable(path: Path, meta: dict[str, Any]) -> Explainable:
-    """A model saved in a transfer-learning project: raw 0-255 RGB in (its base's scaling is a layer
-    inside it), class names in its metadata."""
-    model = engines.keras().models.load_model(path, compile=False)
-    size = int(model.inputs[0].shape[1])
-    return Explainable(model, lambda images: np.stack([resize_square(i, size) for i in images]).astype(np.float32),
-                       list(meta.get("classes") or [f"class {i}" for i in range(int(model.outputs[0].shape[-1]))]))
+def saved_explainable(saved: Any) -> Explainable:
+    """A model saved in a transfer-learning project (a ``SavedModel``, loaded once and shared): raw 0-255 RGB
+    in (its base's scaling is a layer inside it), class names in its metadata."""
+    from vision_backend.transfer.export import input_batch, loaded
+
+    model, lock = loaded(saved)
+    names = saved.meta.get("classes") or [f"class {i}" for i in range(int(model.outputs[0].shape[-1]))]
+    return Explainable(model, lambda images: input_batch(model, images), list(names), lock)

@@ -21,6 +21,8 @@ from vision_backend.imageops import fit_long_side
 from vision_backend.model import Detector, Param
 
 LANDMARK_NAMES = ("right eye", "left eye", "nose", "mouth right", "mouth left")
+
+
 def _max_side(default: int) -> Param:
     return Param("max_side", "Detect at long side (px)", default, 160, 1600, 40,
                  help="Larger photos are shrunk to this first: faster, but small faces get lost.")
@@ -104,6 +106,10 @@ class ViolaJones(Detector):
     """
 
     short_title = "Viola-Jones (Haar cascade)"
+    group = "face detector"
+    warm = True
+    score_label = "votes"
+    score_help = "how many overlapping windows voted for the face (its minNeighbors counts these)"
 
     card = ModelCard(
         name="viola_jones", title="Viola-Jones Haar cascades (OpenCV)", task="face detection", source="package",
@@ -122,8 +128,8 @@ class ViolaJones(Detector):
         Param("tilt", "Also scan turned copies (± degrees)", 0, options=(0, 5, 8, 10, 12, 15, 20, 25),
               help="The cascade was trained on upright faces; copies of the photo turned both ways catch tilted "
                    "heads: two more scans."),
-        Param("min_size", "minSize (px)", 28, 10, 200, 1),
-        Param("max_size", "maxSize (px, 0 = none)", 0, 0, 1000, 1),
+        Param("min_size", "minSize (px)", 28, 10, 200, 1, in_photo_pixels=True),
+        Param("max_size", "maxSize (px, 0 = none)", 0, 0, 1000, 1, in_photo_pixels=True),
         _max_side(480),
         Param("equalize", "Equalise the histogram first", False,
               help="Stretches contrast: helps in dim photos, adds false alarms in busy ones."),
@@ -184,6 +190,10 @@ class DlibHOG(Detector):
     """
 
     short_title = "HOG + linear SVM (dlib)"
+    group = "face detector"
+    roles = ("face finder",)
+    warm = True
+    score_help = "the SVM margin"
     WINDOW = 80
     """The detector's window in pixels: the smallest face box it reports in the image it searches."""
 
@@ -196,7 +206,7 @@ class DlibHOG(Detector):
         note="Compiled into dlib; no weight file.",
     )
     params = (
-        Param("min_face", "Smallest face (px)", 32, 20, 320, 2,
+        Param("min_face", "Smallest face (px)", 32, 20, 320, 2, in_photo_pixels=True,
               help="The photo is resized by 80 / this, so faces this big fill HOG's 80x80 window: smaller = "
                    "more enlarging (slower), larger = shrinking (faster, small faces lost)."),
         Param("max_side", "Search at most at long side (px)", 900, 160, 1600, 20,
@@ -279,6 +289,9 @@ class MTCNN(Detector):
 
     short_title = "MTCNN"
     needs = ("tensorflow", "mtcnn")
+    group = "face detector"
+    warm = True
+    per_worker = False  # three TensorFlow graphs, costly to copy, already on every core
 
     card = ModelCard(
         name="mtcnn", title="MTCNN (P-Net, R-Net, O-Net)", task="face detection + 5 landmarks", source="package",
@@ -287,7 +300,7 @@ class MTCNN(Detector):
         preprocessing="(x - 127.5) / 128", accuracy="Zhang et al. 2016: FDDB 95.0% at 2,000 FP",
     )
     params = (
-        Param("min_face_size", "Min face size (px)", 20, 8, 200, 1),
+        Param("min_face_size", "Min face size (px)", 20, 8, 200, 1, in_photo_pixels=True),
         Param("scale_factor", "Scale factor", 0.709, 0.3, 0.95, 0.01, help="Pyramid step between levels."),
         Param("threshold_pnet", "P-Net threshold", 0.6, 0.0, 1.0, 0.05),
         Param("threshold_rnet", "R-Net threshold", 0.7, 0.0, 1.0, 0.05),
@@ -401,6 +414,9 @@ class YuNet(Detector):
     short_title = "YuNet (CNN)"
     needs = ("onnxruntime",)
     concurrent = True
+    group = "face detector"
+    roles = ("faces",)
+    warm = True
 
     card = ModelCard(
         name="yunet", title="YuNet 2023mar (OpenCV Zoo)", task="face detection + 5 landmarks", seedable=True,
@@ -422,8 +438,11 @@ class YuNet(Detector):
     def load(self) -> Any:
         return engines.onnx_session(self.graph())
 
+    def load_worker(self, variant: Any, threads: int) -> Any:
+        return engines.onnx_session(self.graph(), spinning=threads > 1, threads=threads)
+
     def graph(self) -> bytes:
-        """The graph ONNX Runtime gets (as the object detectors' ``graph``): its input size left free."""
+        """The graph ONNX Runtime gets: its input size left free."""
         return yunet_graph(self.card.path())
 
     def infer(self, session: Any, image: np.ndarray, score_threshold: float, nms_threshold: float,

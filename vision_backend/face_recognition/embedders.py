@@ -30,11 +30,13 @@ class FaceEmbedder(Model):
     """A face recogniser's network: ``embed(image, faces)`` -> (N, d) unit vectors and the N crops it saw."""
 
     dimensions: int = 0
+    group = "embedder"
 
-    def embed(self, image: np.ndarray, faces: Detections) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed(self, image: np.ndarray, faces: Detections, engine: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Unit vectors and crops of ``faces`` (on a worker's own ``engine`` where it gives one)."""
         if not len(faces):
             return np.zeros((0, self.dimensions), np.float32), []
-        with self.using() as network:
+        with self.engine_for(engine) as network:
             vectors, crops = self.infer(network, image, faces)
         return l2_normalise(vectors), crops
 
@@ -50,6 +52,8 @@ class DlibResNet(FaceEmbedder):
     """dlib's ResNet-29: faces aligned on 5 landmarks into 150x150 chips, 128 numbers each."""
 
     short_title = "dlib ResNet (128-d)"
+    roles = ("embed",)
+    warm = True
 
     card = ModelCard(
         name="dlib_resnet_face", title="dlib ResNet face embeddings (128-d)", task="face recognition",
@@ -80,6 +84,7 @@ class VGGFace2(FaceEmbedder):
     """VGGFace2's ResNet50 (keras-vggface, rebuilt for Keras 3): the box grown by 30%, 224x224, 2048 numbers."""
 
     short_title = "VGGFace2 ResNet50 (2048-d)"
+    per_worker = False  # a Keras model: one per process
 
     card = ModelCard(
         name="vggface2_resnet50", title="VGGFace2 ResNet50, no top (keras-vggface)", task="face recognition",

@@ -18,7 +18,7 @@ from vision_backend.cards import AssetFile, ModelCard
 from vision_backend.detections import Detections
 from vision_backend.face_detection import DETECTORS
 from vision_backend.face_recognition.embedders import FaceEmbedder
-from vision_backend.face_recognition.recognise import distances
+from vision_backend.face_recognition.recognise import distances, face_finder
 from vision_backend.intake import read_image_file
 from vision_backend.metrics import wilson_interval
 from vision_backend.storage import FeatureCache
@@ -84,11 +84,8 @@ def hog_as_is(image: np.ndarray) -> Detections:
     """dlib's HOG on the image at its own size: LFW's faces are ~110 px, so no resizing (the smallest
     face is the detector's window, and the cap is the photo's own long side). This runs the detector's
     own search with its engine: the page's settings would enlarge LFW's 250 px photos 2.5x."""
-    hog = DETECTORS["dlib_hog"]
-    with hog.using() as engine:
-        found = hog.infer(engine, image, min_face=hog.WINDOW, max_side=max(image.shape[:2]), upsample=0,
-                          threshold=0.0)
-    return found.finite().clipped(image.shape[1], image.shape[0])
+    hog = DETECTORS[face_finder()]
+    return hog.detect(image, min_face=hog.WINDOW, max_side=max(image.shape[:2]), upsample=0, threshold=0.0)
 
 
 def lfw_face(image: np.ndarray) -> Detections:

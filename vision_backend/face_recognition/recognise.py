@@ -18,10 +18,15 @@ from vision_backend.face_detection import DETECTORS
 from vision_backend.face_recognition.embedders import FaceEmbedder
 from vision_backend.face_recognition.gallery import Gallery
 from vision_backend.intake import ImageIntakeError, read_image
+from vision_backend.model import with_role
 from vision_backend.storage import check_name
 
-FACE_FINDER = "dlib_hog"
-"""The face detector recognition uses by default (dlib's own pairing: HOG boxes, ResNet embeddings)."""
+
+
+def face_finder() -> str:
+    """The face detector recognition uses by default (the one whose role it is: dlib's own pairing, HOG boxes
+    for ResNet embeddings)."""
+    return with_role(DETECTORS.values(), "face finder").name
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -43,10 +48,12 @@ class Faces:
         return len(self.detections)
 
 
-def analyse(embedder: FaceEmbedder, image: np.ndarray, detector: str = FACE_FINDER, **settings: Any) -> Faces:
-    """Find every face (HOG by default) and embed each."""
-    found = DETECTORS[detector].detect(image, **settings)
-    vectors, crops = embedder.embed(image, found)
+def analyse(embedder: FaceEmbedder, image: np.ndarray, detector: str | None = None,
+            engines: tuple[Any, Any] = (None, None), **settings: Any) -> Faces:
+    """Find every face (the face finder's by default) and embed each; a worker may pass its own
+    (detector, embedder) ``engines``."""
+    found = DETECTORS[detector or face_finder()].detect(image, engine=engines[0], **settings)
+    vectors, crops = embedder.embed(image, found, engines[1])
     return Faces(found, vectors, crops)
 
 

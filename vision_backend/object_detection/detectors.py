@@ -35,9 +35,18 @@ class OnnxDetector(Detector):
 
     concurrent = True
     class_names = COCO_NAMES
+    group = "object detector"
+    size: int | None = None
+    """The square input the photo is letterboxed into (None: the model takes any size)."""
+
+    def working_side(self, settings: dict[str, Any]) -> int | None:
+        return None if self.has_masks else self.size
 
     def load(self) -> Any:
         return engines.onnx_session(self.graph())
+
+    def load_worker(self, variant: Any, threads: int) -> Any:
+        return engines.onnx_session(self.graph(), spinning=threads > 1, threads=threads)
 
     def graph(self) -> str | bytes:
         """The graph ONNX Runtime gets: the card's file, its weights made constants (see ``constant_weights``)."""
@@ -47,12 +56,15 @@ class OnnxDetector(Detector):
         """(the model's input blob, what ``decode`` needs to map back to the photo)."""
         raise NotImplementedError
 
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        return self.preprocess(image)
+
     def decode(self, outputs: list[np.ndarray], geometry: Any, image_hw: tuple[int, int],
                **settings: Any) -> Detections:
         raise NotImplementedError
 
-    def infer(self, session: Any, image: np.ndarray, **settings: Any) -> Detections:
-        blob, geometry = self.preprocess(image)
+    def infer(self, session: Any, image: np.ndarray, prepared: Any = None, **settings: Any) -> Detections:
+        blob, geometry = prepared or self.preprocess(image)
         outputs = session.run(None, {session.get_inputs()[0].name: blob})
         found = self.decode(outputs, geometry, image.shape[:2], **settings)
         found.meta["input"] = tuple(blob.shape[-2:]) if blob.ndim >= 3 else blob.shape
@@ -68,6 +80,8 @@ class NanoDet(OnnxDetector):
     """
 
     short_title = "NanoDet-m 416 (Apache-2.0)"
+    roles = ("objects",)
+    warm = True
 
     card = ModelCard(
         name="nanodet_m", title="NanoDet-m 416 (COCO)", task="object detection", seedable=True,

@@ -4,14 +4,31 @@ preset's learning-rate schedule, and the evaluation on the test set."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
 
 from vision_backend import engines
 from vision_backend.metrics import confusion_matrix
+from vision_backend.model import Param
 from vision_backend.small_cnn.data import scale
+
+PARAMS = (
+    Param("epochs", "Epochs", 3, 1, 30, 1, help="The deck trains 10."),
+    Param("batch_size", "Batch size", 50, options=(16, 32, 50, 64, 128, 256)),
+    Param("validation", "Validation split", 0.2, 0.0, 0.4, 0.05),
+    Param("count", "Training images", 6000, options=(1000, 3000, 6000, 12000, 30000, 60000),
+          help="Fewer for a quick demo; all of them for the deck's figure."),
+)
+"""Training's settings as data (the page builds its widgets from them; ``count`` is cut to the data set's size)."""
+
+
+def settings_for(train_images: int) -> tuple[Param, ...]:
+    """:data:`PARAMS` with ``count``'s choices cut to what a data set of ``train_images`` has (and all of it)."""
+    count = PARAMS[-1]
+    sizes = tuple(sorted({n for n in count.options if n < train_images} | {train_images}))
+    return (*PARAMS[:-1], replace(count, options=sizes, default=min(count.default, train_images)))
 
 
 def epoch_callback(on_epoch: Callable[[int, dict], None], should_stop: Callable[[], bool] = lambda: False) -> Any:

@@ -27,6 +27,8 @@ class FeatureBase(Model):
     size: int = 224
     taps: tuple[str, ...] = ()
     """Layers whose pooled maps make the "layers" features, the base's output last."""
+    group = "base"
+    per_worker = False
 
     @property
     def features_key(self) -> str:
@@ -88,6 +90,7 @@ MOBILENET_V2 = FeatureBase(
              "Keras publishes no hash for its download.",
     ),
     short_title="MobileNetV2 1.0/224 (ImageNet)", application=lambda apps: apps.MobileNetV2,
+    roles=("transfer base",), warm=True,
     taps=("block_12_add", "block_14_add", "block_16_project_BN", "out_relu"),
 )
 MOBILENET_V1_025 = FeatureBase(
@@ -101,6 +104,7 @@ MOBILENET_V1_025 = FeatureBase(
         params=218_544, accuracy="top-1 41.5%, top-5 66.6% (Keras, with top)", note="Teachable Machine's base.",
     ),
     short_title="MobileNet v1 0.25/224, Teachable Machine's base", application=lambda apps: apps.MobileNet,
+    roles=("teachable machine base",),
     options={"alpha": 0.25},
     taps=("conv_pw_11_relu", "conv_pw_12_relu", "conv_pw_13_relu"),
 )

@@ -12,6 +12,7 @@ import numpy as np
 from vision_backend import engines
 from vision_backend.imageops import resize_square
 from vision_backend.intake import read_image_file
+from vision_backend.model import Param
 from vision_backend.transfer.bases import FeatureBase
 from vision_backend.transfer.evaluate import Trained
 from vision_backend.transfer.head import _head_layers, class_weights, require_trainable, split
@@ -40,6 +41,25 @@ class FullSettings:
     fine_tune_learning_rate: float = 1e-5
     patience: int = 5  # early stopping on validation loss (0 = off)
     seed: int = 0
+
+
+PARAMS = (
+    Param("pooling", "Pooling", FullSettings.pooling, options=("average", "flatten")),
+    Param("hidden", "Hidden units", FullSettings.hidden, options=(0, 32, 64, 100, 128, 256)),
+    Param("dropout", "Dropout", FullSettings.dropout, 0.0, 0.7, 0.05),
+    Param("epochs", "Epochs (head)", FullSettings.epochs, 1, 50, 1),
+    Param("learning_rate", "Learning rate", FullSettings.learning_rate, options=(1e-4, 3e-4, 1e-3, 3e-3)),
+    Param("validation", "Validation share", FullSettings.validation, 0.1, 0.4, 0.05),
+    Param("batch_size", "Batch size", FullSettings.batch_size, options=(4, 8, 16, 32)),
+    Param("augment", "Augment (flip, turn, zoom, brightness)", FullSettings.augment),
+    Param("fine_tune_layers", "Fine-tune the top N base layers", FullSettings.fine_tune_layers, 0, 40, 1,
+          help="0 = the base stays frozen"),
+    Param("fine_tune_epochs", "Fine-tuning epochs", FullSettings.fine_tune_epochs, 1, 20, 1),
+    Param("fine_tune_learning_rate", "Fine-tuning rate", FullSettings.fine_tune_learning_rate,
+          options=(1e-6, 1e-5, 1e-4)),
+    Param("class_weights", "Class weights", FullSettings.class_weights),
+)
+"""Full mode's settings as data: the page builds its widgets from them."""
 
 
 def augmentation() -> Any:

@@ -17,7 +17,8 @@ from vision_backend import engines
 from vision_backend.imageops import l2_normalise, softmax
 from vision_backend.transfer.bases import FeatureBase
 from vision_backend.transfer.evaluate import Trained
-from vision_backend.transfer.features import project_features
+from vision_backend.model import Param
+from vision_backend.transfer.features import POOLINGS, project_features
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,34 @@ class HeadSettings:
     mirror: bool = True  # also learn from each photo's mirror image (feature augmentation)
     patience: int = 25  # early stopping on validation loss (0 = off)
     seed: int = 0
+
+
+PARAMS = (
+    Param("pooling", "Features", HeadSettings.pooling, options=tuple(POOLINGS),
+          help="\n\n".join(f"**{k}**: {v}" for k, v in POOLINGS.items())),
+    Param("hidden", "Hidden units", HeadSettings.hidden, options=(0, 32, 64, 100, 128, 256, 512),
+          help="0 = a softmax straight on the features; Teachable Machine uses 100."),
+    Param("dropout", "Dropout", HeadSettings.dropout, 0.0, 0.7, 0.05),
+    Param("epochs", "Epochs", HeadSettings.epochs, 5, 300, 5),
+    Param("learning_rate", "Learning rate", HeadSettings.learning_rate, options=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
+    Param("validation", "Validation share", HeadSettings.validation, 0.1, 0.4, 0.05),
+    Param("batch_size", "Batch size", HeadSettings.batch_size, options=(8, 16, 32, 64)),
+    Param("patience", "Early stopping (epochs without progress)", HeadSettings.patience, options=(0, 10, 25, 50),
+          help="0 = train every epoch"),
+    Param("class_weights", "Class weights", HeadSettings.class_weights,
+          help="Count rare classes more, so a big class cannot drown them."),
+    Param("mirror", "Mirror images too", HeadSettings.mirror,
+          help="Learn from each photo's mirror image as well (cached like the rest)."),
+)
+"""The head's settings as data: the page builds its widgets from them."""
+RECIPES: dict[str, dict[str, Any]] = {
+    "Vision Lab": {"base": "transfer base", **{p.name: p.default for p in PARAMS
+                                               if p.name in ("pooling", "hidden", "dropout", "epochs", "learning_rate",
+                                                             "batch_size")}},
+    "Teachable Machine": {"base": "teachable machine base", "pooling": "average", "hidden": 100, "dropout": 0.0,
+                          "epochs": 50, "learning_rate": 1e-3, "batch_size": 16},
+}
+"""Named sets of settings (``base``: the role of the frozen base); Teachable Machine's is its documented default."""
 
 
 def _prepare(features: np.ndarray, settings: HeadSettings) -> np.ndarray:

@@ -1,11 +1,13 @@
 """Labelled-image projects for transfer learning, kept in a workspace so nothing labelled is ever lost.
 
-A project is a folder ``<workspace>/projects/<name>/``: ``images/`` holds every example once, named
-by the SHA-256 of its bytes (the same upload twice is one file), and ``catalogue.sqlite`` says which
-class each example belongs to. Everything goes through :mod:`vision_backend.storage`: one
-transaction per change, each photo written inside the transaction that records it, orphans swept
-when the project opens, one rule for names. Base-network features are cached per (photo, base,
-pooling) in ``features/``: adding five photos later costs five forward passes.
+A project is a scope of the workspace's store (``projects/<name>``): its ``images`` blobs hold every
+example once, named by the SHA-256 of its bytes (the same upload twice is one file), and its
+catalogue says which class each example belongs to and which trained models it keeps. Everything goes
+through :mod:`vision_backend.storage`'s interface (SQLite and folders on a laptop, PostgreSQL and S3
+on several servers): one transaction per change, each photo stored inside the transaction that
+records it, a trained model and its metadata saved as one unit, orphans swept when the project
+opens, one rule for names. Base-network features are cached per (photo, base, pooling) on this
+machine (derived data): adding five photos later costs five forward passes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import sqlite3
 import time
 import zipfile
 from dataclasses import dataclass
@@ -24,23 +24,19 @@ from typing import Any, Iterable
 import numpy as np
 
 from vision_backend.archive import MAX_ENTRY_PIXELS, Entry, Skipped, class_images
+from vision_backend.errors import ImageIntakeError, NotFound
 from vision_backend.imageops import centre_crop
-from vision_backend.intake import MAX_PIXELS, ImageIntakeError, check_photo, read_image_file
-from vision_backend.storage import (BlobStore, Database, FeatureCache, atomic_path, atomic_write, check_name,
+from vision_backend.intake import MAX_PIXELS, check_photo, read_image_file
+from vision_backend.storage import (FeatureCache, SavedModel, SavedModels, Store, Transaction, check_name, join,
                                     safe_part)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS classes (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS classes (id {ID}, name TEXT UNIQUE NOT NULL);
 CREATE TABLE IF NOT EXISTS examples (
-    id INTEGER PRIMARY KEY, class INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
-    digest TEXT NOT NULL, source TEXT, added REAL NOT NULL, UNIQUE (class, digest))
+    id {ID}, class INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL, source TEXT, added {REAL} NOT NULL, UNIQUE (class, digest))
 """
-
-
-def list_projects(root: Path) -> list[str]:
-    """The projects in a workspace's ``projects`` folder, by name."""
-    root = Path(root)
-    return sorted(p.name for p in root.iterdir() if (p / "catalogue.sqlite").is_file()) if root.is_dir() else []
+CATALOGUE = "catalogue"
 
 
 @dataclass(frozen=True)
@@ -53,22 +49,40 @@ class Example:
 
 
 class Project:
-    """One project in ``root`` (a workspace's ``projects`` folder)."""
+    """One project: scope ``parent/<name>`` of ``store`` (``parent`` is a workspace's ``projects``)."""
 
-    def __init__(self, root: Path, name: str, create: bool = True):
+    def __init__(self, store: Store, parent: str, name: str, create: bool = True):
         self.name = check_name(name, "project name")
-        self.folder = Path(root) / self.name
-        if not (self.folder / "catalogue.sqlite").is_file() and not create:
-            raise FileNotFoundError(f"There is no project called “{self.name}”.")
-        self.images = BlobStore(self.folder / "images")
-        (self.folder / "features").mkdir(exist_ok=True)
-        (self.folder / "models").mkdir(exist_ok=True)
-        self.db = Database(self.folder / "catalogue.sqlite", SCHEMA)
+        self.store, self.scope = store, join(parent, self.name)
+        if not create and not store.has(self.scope, CATALOGUE):
+            raise NotFound(f"There is no project called “{self.name}”.")
+        self.images = store.blobs(self.scope, "images")
+        self.db = store.catalogue(self.scope, CATALOGUE, SCHEMA)
+        self.models = SavedModels(self.db, store.blobs(self.scope, "models", ".keras"))
+        self._adopt_legacy_models()
         with self.db.transaction() as db:
-            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples").fetchall())
+            self.models.sweep(db)
+
+    def _adopt_legacy_models(self) -> None:
+        """Models an earlier version kept as ``models/<stem>.keras`` beside ``<stem>.json``: kept as saved models
+        (file and metadata as one unit) the first time the project opens. All are read before the first is
+        saved, since saving sweeps the folder of files no row names."""
+        folder = self.derived / "models"
+        legacy = [p for p in folder.glob("*.keras") if len(p.stem) != 64 and not p.name.startswith(".")] \
+            if folder.is_dir() else []
+        found = [(p.stem, p.read_bytes(), json.loads(p.with_suffix(".json").read_text())
+                  if p.with_suffix(".json").is_file() else {}) for p in sorted(legacy)]
+        for stem, data, meta in found:
+            self.models.save(stem, data, meta)
+
+    @property
+    def derived(self) -> Path:
+        """This machine's folder for what is made from the project's data again at will (features, conversions)."""
+        return self.store.local_dir(self.scope)
 
     def image_path(self, digest: str) -> Path:
-        return self.images.path(digest)
+        return self.images.local(digest)
 
     # ---- classes --------------------------------------------------------------------------
     def classes(self) -> list[str]:
@@ -88,7 +102,7 @@ class Project:
     def delete_class(self, name: str) -> None:
         with self.db.transaction() as db:
             db.execute("DELETE FROM classes WHERE name = ?", (name,))
-            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples").fetchall())
 
     # ---- examples -------------------------------------------------------------------------
     def add_example(self, label: str, data: bytes, source: str = "", max_pixels: int = MAX_PIXELS,
@@ -105,10 +119,11 @@ class Project:
             return self._record_example(db, label, digest, source)
 
     @staticmethod
-    def _record_example(db: sqlite3.Connection, label: str, digest: str, source: str) -> bool:
+    def _record_example(db: Transaction, label: str, digest: str, source: str) -> bool:
         db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
         (class_id,) = db.execute("SELECT id FROM classes WHERE name = ?", (label,)).fetchone()
-        cursor = db.execute("INSERT OR IGNORE INTO examples (class, digest, source, added) VALUES (?, ?, ?, ?)",
+        cursor = db.execute("INSERT INTO examples (class, digest, source, added) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING",
                             (class_id, digest, safe_part(Path(source).name, "photo") if source else "", time.time()))
         return cursor.rowcount == 1
 
@@ -128,7 +143,7 @@ class Project:
         query = ("SELECT e.id, c.name, e.digest, e.source FROM examples e JOIN classes c ON c.id = e.class"
                  + (" WHERE c.name = ?" if label else "") + " ORDER BY c.name, e.id")
         rows = self.db.rows(query, (label,) if label else ())
-        return [Example(i, n, d, self.images.path(d), s) for i, n, d, s in rows]
+        return [Example(i, n, d, self.images.local(d), s) for i, n, d, s in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self.db.rows("SELECT c.name, COUNT(e.id) FROM classes c LEFT JOIN examples e ON e.class = c.id "
@@ -139,13 +154,15 @@ class Project:
         label = check_name(label, "class name")
         with self.db.transaction() as db:
             db.execute("INSERT INTO classes (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (label,))
-            db.execute("UPDATE OR IGNORE examples SET class = (SELECT id FROM classes WHERE name = ?) WHERE id = ?",
-                       (label, example))
+            (target,) = db.execute("SELECT id FROM classes WHERE name = ?", (label,)).fetchone()
+            # a photo already in the target class stays where it is (one photo, one row per class)
+            db.execute("UPDATE examples SET class = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM examples other "
+                       "WHERE other.class = ? AND other.digest = examples.digest)", (target, example, target))
 
     def delete_example(self, example: int) -> None:
         with self.db.transaction() as db:
             db.execute("DELETE FROM examples WHERE id = ?", (example,))
-            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples"))
+            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples").fetchall())
 
     def problems(self) -> list[str]:
         """What stops training, said plainly (an empty list means ready)."""
@@ -158,29 +175,16 @@ class Project:
         return issues
 
     def feature_cache(self, name: str) -> FeatureCache:
-        return FeatureCache(self.folder / "features" / f"{safe_part(name)}.npz")
+        return FeatureCache(self.derived / "features" / f"{safe_part(name)}.npz")
 
     # ---- trained models ---------------------------------------------------------------------
-    def save_model(self, stem: str, model: Any, meta: dict[str, Any]) -> Path:
-        """Keep a trained model (``.keras``, written atomically) and its metadata with the project.
+    def save_model(self, stem: str, model: Any, meta: dict[str, Any]) -> SavedModel:
+        """Keep a trained Keras model and its metadata with the project, as one unit (see ``SavedModels``)."""
+        return self.models.save_written(safe_part(stem), model.save, meta, ".keras")
 
-        Conversions of an earlier model of the same name (ONNX, TFLite) are removed: they are stale.
-        """
-        path = self.folder / "models" / f"{safe_part(stem)}.keras"
-        with atomic_path(path, ".keras") as temp:
-            model.save(temp)
-        for stale in (path.with_suffix(".onnx"), path.with_suffix(".tflite")):
-            stale.unlink(missing_ok=True)
-        atomic_write(path.with_suffix(".json"), json.dumps(meta, indent=1, default=float))
-        return path
-
-    def saved_models(self) -> dict[str, tuple[Path, dict[str, Any]]]:
-        """Models trained on this project: file stem -> (its .keras file, its metadata JSON)."""
-        found = {}
-        for path in sorted(p for p in (self.folder / "models").glob("*.keras") if not p.name.startswith(".")):
-            meta = path.with_suffix(".json")
-            found[path.stem] = (path, json.loads(meta.read_text()) if meta.is_file() else {})
-        return found
+    def saved_models(self) -> dict[str, SavedModel]:
+        """Models trained on this project, by stem."""
+        return self.models.all()
 
     # ---- export and import ----------------------------------------------------------------
     def export_zip(self) -> bytes:
@@ -212,7 +216,7 @@ class Project:
         return added, skipped
 
     def delete(self) -> None:
-        shutil.rmtree(self.folder)
+        self.store.remove(self.scope)
 
 
 def _exported_source(entry: Entry) -> str:
@@ -232,4 +236,4 @@ def thumbnail(path: Path, side: int = 160) -> np.ndarray | None:
         return None
 
 
-__all__ = ["Entry", "Example", "Project", "list_projects", "thumbnail"]
+__all__ = ["CATALOGUE", "Entry", "Example", "Project", "thumbnail"]
