@@ -50,7 +50,7 @@ class Skipped:
 
 
 
-def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
+def read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | None:
     """The entry's bytes, or None as soon as more than ``cap`` come out of it."""
     parts, total = [], 0
     with archive.open(info) as handle:
@@ -97,7 +97,7 @@ def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_entry: int, room
     if reason is not None:
         return Skipped(info.filename, reason)
     try:
-        data = _read_capped(archive, info, min(max_entry, room))
+        data = read_capped(archive, info, min(max_entry, room))
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as error:
         return Skipped(info.filename, f"could not be read from the archive ({error})")
     if data is None:
