@@ -3,8 +3,9 @@
 A script says what it measures and nothing else::
 
     bench = Bench("face_detection", __doc__)
-    bench.compare("yunet_640x480", lambda: product(), lambda: bare_library_call())
-    bench.record("yunet_group_photos_recall", 0.94, "fraction")
+    with bench.about(detector.name):  # the figures of one model: named after its card, shown on it
+        bench.compare(f"{detector.name}_640x480", lambda: product(), lambda: bare_library_call())
+        bench.record(f"{detector.name}_group_photos_recall", 0.94, "fraction")
 
 Every figure is printed as ``name value unit`` and appended to ``bench/results.json`` as soon as
 it is measured (a long run stopped half-way keeps what it measured). This shared VM's speed moves
@@ -16,6 +17,7 @@ at the same settings in the same run, alternating them, and records the ratio ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +27,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("VISION_BENCH_RESULTS") or ROOT / "bench" / "results.json")
@@ -76,6 +78,17 @@ class Bench:
         self.args = parser.parse_args(argv)
         self.quick = self.args.quick
         self.name = name
+        self.cards: tuple[str, ...] = ()
+
+    @contextlib.contextmanager
+    def about(self, *cards: str) -> Iterator[None]:
+        """Figures recorded in the block are about these model or data-set cards (the Models page shows each
+        card's own figures, found by this, never by a table of names)."""
+        before, self.cards = self.cards, tuple(dict.fromkeys((*self.cards, *cards)))
+        try:
+            yield
+        finally:
+            self.cards = before
 
     def repeats(self, full: int, quick: int = 3) -> int:
         return quick if self.quick else full
@@ -125,7 +138,8 @@ class Bench:
         value = float(f"{float(value):.4g}") if abs(value) < 10 else round(float(value), 2)
         print(f"{name} {value} {unit}", flush=True)
         row = {"bench": self.name, "name": name, "value": value, "unit": unit, "quick": self.quick,
-               "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+               "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+               **({"cards": list(self.cards)} if self.cards else {})}
         existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         partial = RESULTS.with_name(f".results.{os.getpid()}.tmp")
         partial.write_text(json.dumps(existing + [row], indent=1) + "\n")

@@ -2,13 +2,14 @@
 the in-process run, and the batch model step beside a bare onnxruntime session.
 
 The photos are made from the staged ones (each cut a little differently, then resized) in a temporary folder.
-``batch_*_photos_per_s``: the in-process runner at the pages' default settings (classify: the ONNX Zoo's int8
-MobileNetV2; faces: YuNet; objects: NanoDet-m), rows written to a JSON Lines file, counted after the first batch
+``batch_*_photos_per_s``: the in-process runner with the pages' default models at their default settings (each
+model's role says it: classify, faces, objects), rows written to a JSON Lines file, counted after the first batch
 (the models' loading is start-up, not throughput); ``_spinning_`` the same with ``--spinning`` (one engine on
 every core, spinning on, instead of a one-thread engine a lane). ``batch_ray_*``: the same classify run on a local Ray with
 this machine's cores: its start-up (Ray, actors, models, first batch) and its rate after that over the local
 rate. ``batch_classify_vs_raw``: the batch path's model step on a prepared batch of 16 (its lanes' runs, softmax,
-top 5) over a default ``onnxruntime.InferenceSession``'s ``run`` on the same blob, timed in alternating blocks.
+top 5) over the classifier's own engine loaded with its defaults (every core) running the same blob, timed in
+alternating blocks.
 
 python bench/batch.py [--quick]
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from _harness import Bench
 
-from vision_backend import engines, samples  # noqa: E402
+from vision_backend import samples  # noqa: E402
 from vision_backend.batch import tasks  # noqa: E402
 from vision_backend.batch.local import run_local  # noqa: E402
 from vision_backend.batch.output import open_writer  # noqa: E402
@@ -66,10 +67,10 @@ def model_step_vs_raw(bench: Bench, photos: list[str]) -> None:
     task.load()
     prepared = [task.read(p) for p in photos[:BATCH]]
     blob = np.stack([p.blob for p in prepared])
-    bare = engines.onnxruntime().InferenceSession(str(task.onnx_file()), providers=["CPUExecutionProvider"])
-    feed = {bare.get_inputs()[0].name: blob}
-    bench.compare_in_blocks("batch_classify", lambda: task.infer(prepared), lambda: bare.run(None, feed),
-                            rounds=bench.repeats(5, 2), per_block=bench.repeats(15, 5))
+    bare = task.classifier.load_engine(task.classifier.batch_engine)
+    with bench.about(task.model):
+        bench.compare_in_blocks("batch_classify", lambda: task.infer(prepared), lambda: bare.run(blob),
+                                rounds=bench.repeats(5, 2), per_block=bench.repeats(15, 5))
 
 
 def main() -> None:
@@ -77,15 +78,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         photos = make_photos(Path(folder), bench.repeats(1000, 160))
         model_step_vs_raw(bench, photos)
-        runs = {"classify": tasks.Classify, "faces": lambda **o: tasks.Faces("yunet", **o),
-                "objects": lambda **o: tasks.Objects("nanodet_m", **o)}
+        runs = {"classify": tasks.Classify, "faces": tasks.Faces, "objects": tasks.Objects}
         local = {}
         for figure, task in runs.items():
-            local[figure] = throughput(task().resolve(photos), photos, Path(folder) / f"{figure}.jsonl")
-            bench.record(f"batch_{figure}_photos_per_s", local[figure].steady_rate, "photos/s")
-            print(f"# {local[figure].text()}")
-            spinning = throughput(task(spinning=True).resolve(photos), photos, Path(folder) / f"{figure}_s.jsonl")
-            bench.record(f"batch_{figure}_spinning_photos_per_s", spinning.steady_rate, "photos/s")
+            with bench.about(task().model):
+                local[figure] = throughput(task().resolve(photos), photos, Path(folder) / f"{figure}.jsonl")
+                bench.record(f"batch_{figure}_photos_per_s", local[figure].steady_rate, "photos/s")
+                print(f"# {local[figure].text()}")
+                spinning = throughput(task(spinning=True).resolve(photos), photos, Path(folder) / f"{figure}_s.jsonl")
+                bench.record(f"batch_{figure}_spinning_photos_per_s", spinning.steady_rate, "photos/s")
         remote = throughput(tasks.Classify().resolve(photos), photos, Path(folder) / "ray.jsonl", ray=True)
         print(f"# ray: {remote.text()}")
         bench.record("batch_ray_startup_s", remote.first_s, "s")

@@ -2,11 +2,11 @@
 own, and intake of a 12-megapixel JPEG.
 
 ``load_NAME_cold_ms``: ``models.get(NAME).runtime()`` in a fresh process whose engine libraries (TensorFlow,
-Keras, ONNX Runtime, LiteRT, mtcnn, dlib) are already imported, so the figure is the model's own cost; each
-Haar cascade (a variant of ``viola_jones``) also under its own name, ``load_haar_CASCADE_cold_ms``.
+Keras, ONNX Runtime, LiteRT, mtcnn, dlib) are already imported, so the figure is the model's own cost; a model
+with several files to load from (Viola-Jones's cascades) also each under its own name, ``load_NAME_VARIANT_cold_ms``.
 ``onnx_classifier_load_rss_mb``: peak resident memory of a fresh process that imports vision_backend, loads the
-ONNX Model Zoo's MobileNetV2 and classifies one photo (issue #17: under 250 MB; it needs neither Keras nor
-TensorFlow). It is the process's own high-water mark (``VmHWM``), not ``getrusage``'s ``ru_maxrss``, which a
+first ImageNet classifier that runs on ONNX Runtime alone and classifies one photo (issue #17: under 250 MB; it
+needs neither Keras nor TensorFlow). It is the process's own high-water mark (``VmHWM``), not ``getrusage``'s ``ru_maxrss``, which a
 child inherits from its parent on Linux.
 
 python bench/foundation.py [--quick]
@@ -23,7 +23,6 @@ from PIL import Image
 from _harness import CHILD_PEAK_RSS_MB, Bench, in_fresh_process
 
 from vision_backend import models  # noqa: E402
-from vision_backend.face_detection.detectors import CASCADES  # noqa: E402
 from vision_backend.intake import read_image  # noqa: E402
 
 COLD_LOAD = """
@@ -39,16 +38,18 @@ print(json.dumps((time.perf_counter() - start) * 1000))
 ONNX_CLASSIFIER = """
 import json, sys
 from vision_backend import models, samples
-prediction = models.get("mobilenetv2_int8_onnx").classify([samples.load_sample("Cat, Chelsea (scikit-image)")])[0]
+prediction = models.get({name!r}).classify([samples.load_sample("Cat, Chelsea (scikit-image)")])[0]
 assert "keras" not in sys.modules and "tensorflow" not in sys.modules, "the ONNX classifier imported Keras"
 print(json.dumps({peak}))
 """.replace("{peak}", CHILD_PEAK_RSS_MB)
 
 
-def cold_loads(name: str) -> list[tuple[str, str | None]]:
-    """(figure, variant) of each cold load to time: the model, and every Haar cascade by its name."""
-    cascades = [(f"load_haar_{c}_cold_ms", c) for c in CASCADES] if name == "viola_jones" else []
-    return [(f"load_{name}_cold_ms", None), *cascades]
+def cold_loads(model) -> list[tuple[str, str | None]]:
+    """(figure, variant) of each cold load to time: the model, and each of its files by its name where it has
+    several to choose from."""
+    variants = model.variants()
+    more = [(f"load_{model.name}_{v}_cold_ms", v) for v in variants] if len(variants) > 1 else []
+    return [(f"load_{model.name}_cold_ms", None), *more]
 
 
 def twelve_megapixel_jpeg() -> bytes:
@@ -64,13 +65,18 @@ def twelve_megapixel_jpeg() -> bytes:
 
 def main() -> None:
     bench = Bench("foundation", __doc__)
-    for name in (name for name, model in models.all_models().items() if model.ready()):
-        for figure, variant in cold_loads(name):
-            code = COLD_LOAD.format(name=name, variant=variant)
-            bench.record(figure, statistics.median(in_fresh_process(code) for _ in range(bench.repeats(3, 1))), "ms")
-    if models.get("mobilenetv2_int8_onnx").ready():
-        rss = [in_fresh_process(ONNX_CLASSIFIER) for _ in range(bench.repeats(3, 1))]
-        bench.record("onnx_classifier_load_rss_mb", statistics.median(rss), "MB")
+    for model in (m for m in models.all_models().values() if m.ready()):
+        with bench.about(model.name):
+            for figure, variant in cold_loads(model):
+                code = COLD_LOAD.format(name=model.name, variant=variant)
+                bench.record(figure, statistics.median(in_fresh_process(code) for _ in range(bench.repeats(3, 1))),
+                             "ms")
+    onnx_only = next((c for c in models.GROUPS["classifier"].values() if c.engines == ("onnx",) and c.ready()), None)
+    if onnx_only is not None:
+        with bench.about(onnx_only.name):
+            rss = [in_fresh_process(ONNX_CLASSIFIER.replace("{name!r}", repr(onnx_only.name)))
+                   for _ in range(bench.repeats(3, 1))]
+            bench.record("onnx_classifier_load_rss_mb", statistics.median(rss), "MB")
     data = twelve_megapixel_jpeg()
     bench.record("intake_12mp_jpeg_ms", bench.time(lambda: read_image(data, "12mp.jpg"), bench.repeats(7, 3)), "ms")
     bench.record("intake_12mp_jpeg_mb", len(data) / 2**20, "MB")

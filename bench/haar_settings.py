@@ -23,17 +23,22 @@ from _harness import Bench
 
 from vision_backend import samples  # noqa: E402
 from vision_backend.detections import Detections  # noqa: E402
-from vision_backend.face_detection import DETECTORS  # noqa: E402
+from vision_backend.face_detection import DETECTORS, ViolaJones  # noqa: E402
 from vision_backend.face_detection.detectors import group_windows, haar_windows  # noqa: E402
 from vision_backend.face_detection.evaluate import PHOTO_SCALES, evaluate  # noqa: E402
 from vision_backend.imageops import resized  # noqa: E402
 
 CASCADES = ["frontalface_alt", "frontalface_default", "frontalface_alt2"]
-VIOLA_JONES = DETECTORS["viola_jones"]
+VIOLA_JONES = next(d for d in DETECTORS.values() if isinstance(d, ViolaJones))
 
 
 def main() -> None:
     bench = Bench("haar_settings", __doc__)
+    with bench.about(VIOLA_JONES.name):
+        sweep(bench)
+
+
+def sweep(bench: Bench) -> None:
     quick = bench.quick
     samples.PHOTOS.require()
     truth = samples.annotated_faces()

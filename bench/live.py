@@ -10,8 +10,9 @@ embeds all five on every frame as the photo page does. ``live_transfer_head_fps`
 Live page reports with YuNet while Chromium's fake camera plays group-photo frames at 30 fps (server
 and browser sharing the 2 cores).
 
-Targets (issue #19): YuNet >= 25, HOG >= 10, MTCNN >= 8, NanoDet >= 15, YOLOv8n-seg with masks >= 8,
-recognition of a 5-face frame >= 4, transfer head >= 20; YuNet in the browser >= 20.
+Every registered face and object detector whose files are here, its figure named after its card
+(``live_yunet_fps``). Targets (issue #19): YuNet >= 25, HOG >= 10, MTCNN >= 8, NanoDet >= 15, YOLOv8n-seg
+with masks >= 8, recognition of a 5-face frame >= 4, transfer head >= 20; YuNet in the browser >= 20.
 
 python bench/live.py [--quick] [--no-browser]
 """
@@ -33,7 +34,9 @@ from _harness import ROOT, Bench
 
 os.environ.setdefault("VISION_LAB_HOME", tempfile.mkdtemp(prefix="live_bench_"))
 from vision_backend import live, models, samples  # noqa: E402
-from vision_backend.face_recognition import EMBEDDERS, recognise  # noqa: E402
+from vision_backend.face_detection import DETECTORS as FACE_DETECTORS  # noqa: E402
+from vision_backend.face_recognition import recognise  # noqa: E402
+from vision_backend.object_detection import DETECTORS as OBJECT_DETECTORS  # noqa: E402
 from vision_backend.workspace import Workspace  # noqa: E402
 from vision_backend.imageops import resize_square  # noqa: E402
 
@@ -67,16 +70,16 @@ def measure(bench: Bench, figure: str, task: live.Task, rgb: np.ndarray, raw) ->
 def detectors(bench: Bench) -> None:
     faces, objects = frame_of(samples.load_sample("group_7faces_family.jpg")), frame_of(
         samples.load_sample("dog_bicycle_truck.jpg"))
-    for figure, name, rgb, task in (("yunet", "yunet", faces, live.FaceTask), ("hog", "dlib_hog", faces, live.FaceTask),
-                                    ("mtcnn", "mtcnn", faces, live.FaceTask),
-                                    ("nanodet", "nanodet_m", objects, live.ObjectTask),
-                                    ("yolov8n_seg", "yolov8n_seg", objects, live.ObjectTask)):
-        detector = models.get(name)
-        measure(bench, figure, task(detector), rgb, lambda d=detector, r=rgb: d.detect(r))
+    runs = [*((d, faces, live.FaceTask) for d in FACE_DETECTORS.values()),
+            *((d, objects, live.ObjectTask) for d in OBJECT_DETECTORS.values())]
+    for detector, rgb, task in runs:
+        if detector.ready():
+            with bench.about(detector.name):
+                measure(bench, detector.name, task(detector), rgb, lambda d=detector, r=rgb: d.detect(r))
 
 
 def recognition(bench: Bench) -> None:
-    embedder = EMBEDDERS["dlib_resnet_face"]
+    embedder = models.default("embed")
     gallery = Workspace.at(Path(tempfile.mkdtemp(prefix="live_gallery_"))).gallery()
     for person, photo in PEOPLE.items():
         faces = recognise.analyse(embedder, samples.load_sample(photo))
@@ -91,8 +94,9 @@ def recognition(bench: Bench) -> None:
 
     assert len(recognise.analyse(embedder, rgb)) == 5, "the frame holds five faces"
     for figure, recheck in (("recognition_5_faces", 1), ("recognition_5_faces_every_frame", 0)):
-        measure(bench, figure, live.RecognitionTask.from_gallery(embedder, gallery, embedder.threshold,
-                                                                 recheck=recheck), rgb, raw)
+        with bench.about(embedder.name, recognise.face_finder()):
+            measure(bench, figure, live.RecognitionTask.from_gallery(embedder, gallery, embedder.threshold,
+                                                                     recheck=recheck), rgb, raw)
 
 
 def transfer_head(bench: Bench) -> None:
@@ -110,10 +114,11 @@ def transfer_head(bench: Bench) -> None:
     trained = train_project(project, MOBILENET_V2, HeadSettings(epochs=60, validation=0.25, patience=0))
     task = live.ClassTask.from_project(project, export.save_trained(project, MOBILENET_V2, trained).stem)
     rgb = frame_of(samples.load_sample("Cat, Chelsea (scikit-image)"))
-    model, _ = live.saved_model(task.path)
+    model, _ = export.loaded(task.saved)
     size = int(model.inputs[0].shape[1])
-    measure(bench, "transfer_head", task, rgb,
-            lambda: model.predict_on_batch(resize_square(rgb, size)[None].astype(np.float32)))
+    with bench.about(MOBILENET_V2.name):
+        measure(bench, "transfer_head", task, rgb,
+                lambda: model.predict_on_batch(resize_square(rgb, size)[None].astype(np.float32)))
 
 
 def browser(bench: Bench) -> None:
@@ -137,7 +142,9 @@ def browser(bench: Bench) -> None:
                 readings.append(page.reported(tab)["fps"])
         finally:
             chromium.close()
-    bench.record("live_browser_yunet_fps", statistics.median(readings), "FPS")
+    default = models.default("faces").name  # the detector the Live page starts with
+    with bench.about(default):
+        bench.record(f"live_browser_{default}_fps", statistics.median(readings), "FPS")
 
 
 def main() -> None:

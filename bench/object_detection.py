@@ -1,11 +1,11 @@
 """Object detectors on ONNX Runtime and selective search: latency beside the bare session run, memory, proposals.
 
-``<model>_adapter_ms`` is the whole detector object (letterbox, session, decoding, NMS, masks, tidying) on the
-staged 768x576 photo, ``_raw_ms`` onnxruntime's run alone on the same preprocessed blob, ``_vs_raw`` their
-ratio (the product's overhead, which holds across days where a time does not). The figures of earlier runs
-keep their names: ``nanodet_ms`` / ``yolov8n_seg_ms`` (the adapter's median, as above) and ``*_session_ms``
-(the session alone at the model's input size). Peak memory is measured in a fresh subprocess per detector
-(the process's own high-water mark after five runs).
+Every registered ONNX detector whose files are here, its figures named after its card: ``<card>_ms`` is the
+whole detector object (letterbox, session, decoding, NMS, masks, tidying) on the staged 768x576 photo,
+``<card>_raw_ms`` onnxruntime's run alone on the same preprocessed blob, ``<card>_vs_raw`` their ratio (the
+product's overhead, which holds across days where a time does not), ``<card>_session_ms`` the session alone
+at the model's input size. Peak memory is measured in a fresh subprocess per detector (the process's own
+high-water mark after five runs).
 
 python bench/object_detection.py [--quick]
 """
@@ -20,9 +20,8 @@ from _harness import CHILD_PEAK_RSS_MB, Bench, in_fresh_process
 
 from vision_backend import samples  # noqa: E402
 from vision_backend.object_detection import DETECTORS, rcnn  # noqa: E402
+from vision_backend.object_detection.detectors import OnnxDetector  # noqa: E402
 
-FIGURES = {"nanodet_m": "nanodet", "yolov8n_seg": "yolov8n_seg"}
-"""Each measured model and the prefix its figures have had since the first run."""
 PHOTOS = ["dog_bicycle_truck.jpg", "person_horse_dog.jpg"]
 
 
@@ -36,19 +35,18 @@ def peak_rss_mb(name: str) -> float:
 
 
 def detector_figures(bench: Bench, name: str, photo) -> float:
-    """Adapter against the bare session run, the session alone, what it finds; returns its peak memory."""
-    detector, figure = DETECTORS[name], FIGURES[name]
+    """The detector against its bare session run, the session alone, what it finds; returns its peak memory."""
+    detector = DETECTORS[name]
     session = detector.runtime()
     feed = {session.get_inputs()[0].name: detector.preprocess(photo)[0]}
-    adapter_ms = bench.compare(f"{name}_adapter", lambda: detector.detect(photo), lambda: session.run(None, feed),
-                               repeats=bench.repeats(31, 7), warmup=3)
-    bench.record(f"{figure}_ms", adapter_ms, "ms")
-    bench.record(f"{figure}_session_ms", bench.time(lambda: session.run(None, feed), bench.repeats(31, 7), 3), "ms")
+    bench.compare(name, lambda: detector.detect(photo), lambda: session.run(None, feed), repeats=bench.repeats(31, 7),
+                  warmup=3)
+    bench.record(f"{name}_session_ms", bench.time(lambda: session.run(None, feed), bench.repeats(31, 7), 3), "ms")
     for p in PHOTOS:
         found = detector.detect(samples.load_sample(p))
         print(f"# {name} on {p}: " + json.dumps([f"{n} {s:.2f}" for n, s in zip(found.names, found.scores)]))
     peak = peak_rss_mb(name)
-    bench.record(f"{figure}_peak_rss_mb", peak, "MB")
+    bench.record(f"{name}_peak_rss_mb", peak, "MB")
     return peak
 
 
@@ -56,7 +54,11 @@ def main() -> None:
     bench = Bench("object_detection", __doc__)
     samples.PHOTOS.require()
     photo = samples.load_sample("dog_bicycle_truck.jpg")
-    peaks = [detector_figures(bench, name, photo) for name in FIGURES]
+    peaks = []
+    for name, detector in DETECTORS.items():
+        if detector.ready() and isinstance(detector, OnnxDetector):  # the bare call: the session's run
+            with bench.about(name):
+                peaks.append(detector_figures(bench, name, photo))
     bench.record("detector_peak_rss_mb", max(peaks), "MB")
 
     small = cv2.resize(photo, (640, 480), interpolation=cv2.INTER_AREA)

@@ -80,17 +80,24 @@ def classifiers(bench: Bench, photos: list[np.ndarray]) -> None:
         if not classifier.ready():
             continue
         for engine in classifier.engines:
-            runner = classifier.runtime(engine)
-            one, sixteen = classifier.preprocess(photos[:1]), classifier.preprocess(photos)
-            stem = f"{engine}_{name}"
-            bench.record(f"{stem}_b1_ms", bench.time(lambda: runner.run(one), bench.repeats(25, 7), warmup=3), "ms")
-            ms16 = bench.time(lambda: runner.run(sixteen), bench.repeats(6, 3))
-            bench.record(f"{stem}_b16_images_per_s", 16000 / ms16, "images/s")
-            bench.compare(f"{stem}_classify_b1", lambda: classifier.classify(photos[:1], engine),
-                          bare_call(engine, runner.model, one), repeats=bench.repeats(25, 7))
-            found = probe(name, engine, samples.sample_names()[0])
-            bench.record(f"{stem}_cold_load_s", found["load_s"], "s")
-            bench.record(f"{stem}_peak_rss_mb", found["rss_mb"], "MB")
+            with bench.about(name):
+                engine_figures(bench, classifier, engine, photos)
+
+
+def engine_figures(bench: Bench, classifier: Any, engine: str, photos: list[np.ndarray]) -> None:
+    """One classifier on one engine: batch of one and of 16, the classify call beside the bare one, a cold load."""
+    name = classifier.name
+    runner = classifier.runtime(engine)
+    one, sixteen = classifier.preprocess(photos[:1]), classifier.preprocess(photos)
+    stem = f"{engine}_{name}"
+    bench.record(f"{stem}_b1_ms", bench.time(lambda: runner.run(one), bench.repeats(25, 7), warmup=3), "ms")
+    ms16 = bench.time(lambda: runner.run(sixteen), bench.repeats(6, 3))
+    bench.record(f"{stem}_b16_images_per_s", 16000 / ms16, "images/s")
+    bench.compare(f"{stem}_classify_b1", lambda: classifier.classify(photos[:1], engine),
+                  bare_call(engine, runner.model, one), repeats=bench.repeats(25, 7))
+    found = probe(name, engine, samples.sample_names()[0])
+    bench.record(f"{stem}_cold_load_s", found["load_s"], "s")
+    bench.record(f"{stem}_peak_rss_mb", found["rss_mb"], "MB")
 
 
 def keras_base_and_onnx(bench: Bench, photos: list[np.ndarray]) -> tuple[float, float]:
@@ -124,11 +131,12 @@ def main() -> None:
     photos = [samples.load_sample(n) for n in samples.sample_names()][:16]
     photos = (photos * 16)[:16]
     classifiers(bench, photos)
-    keras_rate, onnx_rate = keras_base_and_onnx(bench, photos)
-    floor = MACHINE_GFLOPS / MOBILENET_V2_GFLOPS
-    bench.record("mobilenet_v2_floor_images_per_s", floor, "images/s")
-    bench.record("keras_mobilenet_v2_notop_b16_vs_floor", floor / keras_rate, "x slower")
-    bench.record("onnx_mobilenet_v2_notop_b16_vs_floor", floor / onnx_rate, "x slower")
+    with bench.about(MOBILENET_V2.name):
+        keras_rate, onnx_rate = keras_base_and_onnx(bench, photos)
+        floor = MACHINE_GFLOPS / MOBILENET_V2_GFLOPS
+        bench.record("mobilenet_v2_floor_images_per_s", floor, "images/s")
+        bench.record("keras_mobilenet_v2_notop_b16_vs_floor", floor / keras_rate, "x slower")
+        bench.record("onnx_mobilenet_v2_notop_b16_vs_floor", floor / onnx_rate, "x slower")
 
 
 if __name__ == "__main__":

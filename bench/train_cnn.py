@@ -118,14 +118,16 @@ def main() -> None:
     only = set(bench.args.only.split(",")) if bench.args.only else None
     for dataset, preset, epochs, batch, seeds, figure in RUNS:
         if (only is None or figure in only) and ready(dataset, figure):
-            accuracy_runs(bench, dataset, preset, epochs, batch, seeds, figure)
-    if (only is None or OVERHEAD in only) and ready("fashion_mnist", OVERHEAD):
-        epoch_overhead(bench)
-    if (only is None or PLAIN in only) and not bench.quick and ready("fashion_mnist", PLAIN):
-        seeds = next(r[4] for r in RUNS if r[5] == "fashion_mnist_test_accuracy")
-        accuracies = [plain_keras(seed) for seed in range(seeds)]
-        print(f"# {PLAIN}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
-        bench.record(PLAIN, statistics.median(accuracies), "fraction")
+            with bench.about(dataset):
+                accuracy_runs(bench, dataset, preset, epochs, batch, seeds, figure)
+    with bench.about("fashion_mnist"):
+        if (only is None or OVERHEAD in only) and ready("fashion_mnist", OVERHEAD):
+            epoch_overhead(bench)
+        if (only is None or PLAIN in only) and not bench.quick and ready("fashion_mnist", PLAIN):
+            seeds = next(r[4] for r in RUNS if r[5] == "fashion_mnist_test_accuracy")
+            accuracies = [plain_keras(seed) for seed in range(seeds)]
+            print(f"# {PLAIN}: {[round(a, 4) for a in accuracies]} over seeds 0..{seeds - 1}")
+            bench.record(PLAIN, statistics.median(accuracies), "fraction")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ def fill(name: str, folders: dict, per_class: int | None = None) -> Project:
 def main() -> None:
     bench = Bench("transfer_learning", __doc__)
     os.environ["VISION_LAB_HOME"] = tempfile.mkdtemp(prefix="vision_lab_bench_")
+    with bench.about(MOBILENET_V2.name, demo.DEMO_CLASSES.name):
+        measure(bench)
+
+
+def measure(bench: Bench) -> None:
     folders = demo.class_folders(demo.DEMO_CLASSES.path())
     base = MOBILENET_V2
     settings = replace(head.HeadSettings(), epochs=20, patience=0)

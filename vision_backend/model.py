@@ -163,6 +163,10 @@ class Model:
         """The variant ``runtime()`` means without one (a model with one engine object: None)."""
         return None
 
+    def variants(self) -> tuple[Any, ...]:
+        """Every variant it can load (its engines, its cascades); one for most models."""
+        return (self.default_variant(),)
+
     def runtime(self, variant: Any = None) -> Any:
         """The loaded engine object, built once per process (and variant) under the model's lock."""
         variant = self.default_variant() if variant is None else variant

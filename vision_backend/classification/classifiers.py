@@ -88,6 +88,9 @@ class ImageNetClassifier(Model):
     def default_variant(self) -> str:
         return self.engines[0]
 
+    def variants(self) -> tuple[str, ...]:
+        return self.engines
+
     def load(self, engine: str | None = None) -> Runner:
         engine = engine or self.engines[0]
         if engine not in self.engines:

@@ -151,6 +151,9 @@ class ViolaJones(Detector):
     def default_variant(self) -> str:
         return self.param("cascade").default
 
+    def variants(self) -> tuple[str, ...]:
+        return tuple(CASCADES)
+
     def infer(self, classifier: Any, image: np.ndarray, cascade: str, min_neighbors: int,
               **settings: Any) -> Detections:
         windows, factor = haar_windows(classifier, image, **settings)
