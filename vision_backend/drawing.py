@@ -302,3 +302,92 @@ def keep_only(image: np.ndarray, found: Detections, class_name: str = "person",
         rest = np.empty_like(image)
         rest[:] = background
     return np.where(keep[:, :, None], image, rest)
+
+
+# ---- tracking: tracks, trails, counting lines, zones, counts ----------------------------------
+LINE_RGB = (250, 204, 21)
+"""Counting lines in a yellow no class colour uses."""
+
+
+def draw_tracks(image: np.ndarray, tracked: Detections, trails: dict[int, np.ndarray] | None = None,
+                show_scores: bool = True) -> np.ndarray:
+    """Tracked boxes coloured by track (so two cars differ), captioned ``#id class score``, each with its trail
+    in the same colour (see :func:`draw_trails`)."""
+    out = draw_trails(image, trails or {})
+    if not len(tracked):
+        return out
+    ids = tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1)
+    by_track = Detections(tracked.boxes, tracked.scores, np.maximum(ids, 0), tracked.class_names,
+                          tracked.landmarks, tracker_id=ids)
+    return draw_detections(out, by_track, show_scores=show_scores, captions=tracked.names)
+
+
+def draw_trails(image: np.ndarray, trails: dict[int, np.ndarray]) -> np.ndarray:
+    """Each track's recent points (oldest first) as a line in its track's colour, thinning with age."""
+    out = np.ascontiguousarray(image.copy())
+    thick = _thickness(out) + 1
+    for track, points in trails.items():
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+        points = points[np.isfinite(points).all(1)].round().astype(np.int32)
+        for k in range(1, len(points)):
+            width = max(1, round(thick * k / len(points)))
+            cv2.line(out, tuple(points[k - 1]), tuple(points[k]), colour(int(track)), width, cv2.LINE_AA)
+    return out
+
+
+def draw_counting_line(image: np.ndarray, line: tuple[float, float, float, float], counts_in: int,
+                       counts_out: int, rgb: tuple[int, int, int] = LINE_RGB) -> np.ndarray:
+    """A counting line with an arrow towards its ``in`` side (the right-hand side walking from its first end
+    to its second) and its counts ("in 2 | out 1") at its left end."""
+    out = np.ascontiguousarray(image.copy())
+    thick = _thickness(out) + 1
+    x1, y1, x2, y2 = (float(v) for v in line)
+    cv2.line(out, (round(x1), round(y1)), (round(x2), round(y2)), rgb, thick, cv2.LINE_AA)
+    length = max(1e-6, float(np.hypot(x2 - x1, y2 - y1)))
+    normal = np.array([-(y2 - y1), x2 - x1]) / length  # the in side, on a screen whose y points down
+    middle = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    tip = middle + normal * 12 * thick
+    cv2.arrowedLine(out, tuple(middle.round().astype(int)), tuple(tip.round().astype(int)), rgb, thick,
+                    cv2.LINE_AA, tipLength=0.4)
+    text = f"in {counts_in} | out {counts_out}"
+    size = caption_size(text, *_text_style(out))
+    x = int(np.clip(min(x1, x2) if x1 != x2 else x1, 0, max(0, out.shape[1] - size[0])))
+    y = int(np.clip((y1 if x1 <= x2 else y2) - size[1] - thick, 0, max(0, out.shape[0] - size[1])))
+    _draw_caption(out, text, (x, y, x + size[0], y + size[1]), (120, 90, 0))
+    return out
+
+
+def draw_zone(image: np.ndarray, polygon: np.ndarray, text: str = "", rgb: tuple[int, int, int] = PALETTE[5],
+              opacity: float = 0.2) -> np.ndarray:
+    """A zone tinted and outlined, with its text (its occupancy) at its top-left corner."""
+    out = np.ascontiguousarray(image.copy())
+    corners = np.asarray(polygon, np.float64).reshape(-1, 2).round().astype(np.int32)
+    tinted = out.copy()
+    cv2.fillPoly(tinted, [corners], rgb)
+    out = cv2.addWeighted(tinted, opacity, out, 1 - opacity, 0)
+    cv2.polylines(out, [corners], True, rgb, _thickness(out) + 1, cv2.LINE_AA)
+    if text:
+        size = caption_size(text, *_text_style(out))
+        x, y = corners[np.argmin(corners.sum(1))]
+        x = int(np.clip(x, 0, max(0, out.shape[1] - size[0])))
+        y = int(np.clip(y, 0, max(0, out.shape[0] - size[1])))
+        _draw_caption(out, text, (x, y, x + size[0], y + size[1]), rgb)
+    return out
+
+
+def draw_panel(image: np.ndarray, lines: list[str], corner: str = "top_right") -> np.ndarray:
+    """Lines of text (counts, rates) on a dark band in a corner (``top_left`` or ``top_right``)."""
+    out = np.ascontiguousarray(image.copy())
+    if not lines:
+        return out
+    scale, weight = _text_style(out)
+    sizes = [caption_size(line, scale, weight) for line in lines]
+    width, row = max(w for w, _ in sizes) + 8, max(h for _, h in sizes) + 2
+    x0 = 4 if corner == "top_left" else max(0, out.shape[1] - width - 4)
+    y1 = min(out.shape[0], 4 + row * len(lines) + 4)
+    x1 = min(out.shape[1], x0 + width)
+    out[4:y1, x0:x1] = (out[4:y1, x0:x1] * 0.35).astype(np.uint8)
+    for k, line in enumerate(lines):
+        height = cv2.getTextSize(line, FONT, scale, weight)[0][1]
+        cv2.putText(out, line, (x0 + 4, 6 + row * k + height + 1), FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
+    return out
