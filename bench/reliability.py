@@ -100,6 +100,24 @@ def kills(bench: Bench, work: Path) -> None:
     bench.record("kill9_duplicates", duplicates, "items")
 
 
+def model_saves(bench: Bench, work: Path) -> None:
+    """SIGKILL at random while a trained model is saved again and again: the project then opens with a model and
+    class names of one version (a mix is a model paired with another save's names) and no temporary file left."""
+    rng, trials = random.Random(5), bench.repeats(12, 3)
+    first = crash.run_child(crash.SAVE_MODELS, str(work), "0")
+    first.stdout.readline()
+    first.kill()
+    first.communicate(timeout=60)
+    mixed = leftover = 0
+    for trial in range(1, trials + 1):
+        crash.kill_at_random(crash.run_child(crash.SAVE_MODELS, str(work), str(trial * 100)), rng)
+        weights, label, stray = crash.saved_pair(work)
+        mixed, leftover = mixed + (weights != label), leftover + len(stray)
+    bench.record("save_model_kill9_trials", trials, "kills")
+    bench.record("save_model_kill9_mixed", mixed, "pairs")
+    bench.record("save_model_kill9_leftover_tmp", leftover, "files")
+
+
 def two_writers(bench: Bench, work: Path) -> None:
     children = [crash.run_child(crash.WRITER, str(work / "w"), str(seed)) for seed in (1, 2)]
     errors = sum(child.wait(timeout=900) != 0 for child in children)
@@ -126,8 +144,13 @@ def outside_home(bench: Bench, work: Path) -> None:
 
 
 def main() -> None:
-    bench = Bench("reliability", __doc__)
-    for part in (kills, two_writers, hostile_zip, outside_home, visitors):
+    bench = Bench("reliability", __doc__, extra=lambda parser: parser.add_argument(
+        "--only", help="comma-separated parts: kills, model_saves, two_writers, hostile_zip, outside_home, visitors"))
+    parts = {"kills": kills, "model_saves": model_saves, "two_writers": two_writers, "hostile_zip": hostile_zip,
+             "outside_home": outside_home, "visitors": visitors}
+    for name, part in parts.items():
+        if bench.args.only and name not in bench.args.only.split(","):
+            continue
         with tempfile.TemporaryDirectory() as work:
             part(bench, Path(work))
 

@@ -47,6 +47,8 @@ TARGETS: tuple[tuple[str, str, float, int], ...] = (
     ("batch_classify_photos_per_s", ">=", 200, 20), ("batch_faces_photos_per_s", ">=", 100, 20),
     ("batch_objects_photos_per_s", ">=", 70, 20), ("batch_ray_vs_local_ratio", ">=", 0.7, 20),
     ("batch_classify_vs_raw", "<=", 1.1, 20),
+    ("save_model_kill9_trials", ">=", 10, 24), ("save_model_kill9_mixed", "<=", 0, 24),
+    ("save_model_kill9_leftover_tmp", "<=", 0, 24),
 )
 """The issues' targets, checked against each figure's latest full run."""
 

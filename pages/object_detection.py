@@ -147,9 +147,10 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
     annotated = annotate(photo, shown, detector.has_masks)
     left, right = st.columns([3, 2])
     left.image(annotated, width="stretch")
-    left.caption(f"{detector.title}: {len(shown)} object(s) shown of {len(found)} found in {found.meta['ms']:.0f} ms "
-                 f"(input {found.meta['input']}). Box label: the class and the model's confidence, 0 to 1, that the "
-                 "box holds it; boxes under the score threshold are not shown.")
+    size = f" (input {found.meta['input']})" if "input" in found.meta else ""
+    left.caption(f"{detector.title}: {len(shown)} object(s) shown of {len(found)} found in {found.meta['ms']:.0f} ms"
+                 f"{size}. Box label: the class and the model's confidence, 0 to 1, that the box holds it; boxes "
+                 "under the score threshold are not shown.")
     with right:
         found_table(shown)
     stem = name.rsplit(".", 1)[0]

@@ -10,7 +10,7 @@ import streamlit as st
 from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, guarded_fragment, keep, photo_cache,
                            sample_photo, start_page, tabbed, workspace)
 from vision_backend import drawing, models, samples
-from vision_backend.classification import CLASSIFIERS, ENGINE_NAMES, Prediction, engine_agreement, gradcam, imagenet
+from vision_backend.classification import CLASSIFIERS, Prediction, engine_title, engine_agreement, gradcam, imagenet
 from vision_backend.intake import ImageIntakeError, encode_png
 from vision_backend.transfer import demo
 from vision_backend.transfer.bases import MOBILENET_V2
@@ -44,7 +44,7 @@ def top5_chart(prediction: Prediction, title: str):
 
 
 def engine_choice(key: str, classifier: Any, where: Any) -> str:
-    return where.radio("Engine", classifier.engines, format_func=ENGINE_NAMES.get, horizontal=True,
+    return where.radio("Engine", classifier.engines, format_func=engine_title, horizontal=True,
                        key=keep(f"{key}_{classifier.name}", classifier.engines[0]))
 
 
@@ -56,7 +56,7 @@ def classified(photos: list[np.ndarray], key: str, engine: str) -> list[Predicti
 
 def classify_one(key: str, engine: str, photos: list[np.ndarray]) -> list[Prediction]:
     classifier = CLASSIFIERS[key]
-    with st.spinner(f"{classifier.title} on {ENGINE_NAMES[engine]} (the first ONNX run converts the model once)…"):
+    with st.spinner(f"{classifier.title} on {engine_title(engine)} (the first ONNX run converts the model once)…"):
         return classified(photos, key, engine)
 
 
@@ -78,7 +78,7 @@ def classify_tab(photo: np.ndarray) -> None:
     left.image(photo, width="stretch")
     right.plotly_chart(top5_chart(prediction, "Top-5"), width="stretch")
     right.caption(f"Top-1: **{pretty(prediction.top[0][1])}** ({prediction.top[0][2]:.1%}) · "
-                  f"{ENGINE_NAMES[engine]} · {prediction.ms:.0f} ms")
+                  f"{engine_title(engine)} · {prediction.ms:.0f} ms")
 
 
 # ---- Many photos ---------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def batch_tab() -> None:
     if photos:
         predictions = classify_one(chosen, engine, [p for _, p in photos])
         rows = [batch_row(name, p) for (name, _), p in zip(photos, predictions)] + rows
-        st.caption(f"{len(photos)} photo(s) · {predictions[0].ms:.0f} ms per photo on {ENGINE_NAMES[engine]}")
+        st.caption(f"{len(photos)} photo(s) · {predictions[0].ms:.0f} ms per photo on {engine_title(engine)}")
     table = pd.DataFrame(rows)
     bar = st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")
     st.dataframe(table, hide_index=True, width="stretch", column_config={"probability": bar})
@@ -134,7 +134,7 @@ def everywhere(photo: np.ndarray, ready: list[str]) -> list[Prediction]:
     pairs = [(key, engine) for key in ready for engine in CLASSIFIERS[key].engines]
     progress, results = st.progress(0.0), []
     for i, (key, engine) in enumerate(pairs):
-        progress.progress(i / len(pairs), f"{CLASSIFIERS[key].title} on {ENGINE_NAMES[engine]}")
+        progress.progress(i / len(pairs), f"{CLASSIFIERS[key].title} on {engine_title(engine)}")
         results.append(classified([photo], key, engine)[0])
     progress.empty()
     return results
@@ -142,7 +142,7 @@ def everywhere(photo: np.ndarray, ready: list[str]) -> list[Prediction]:
 
 def compare_row(prediction: Prediction) -> dict:
     classifier = CLASSIFIERS[prediction.classifier]
-    return {"model": classifier.title, "engine": ENGINE_NAMES[prediction.engine],
+    return {"model": classifier.title, "engine": engine_title(prediction.engine),
             "top-1": pretty(prediction.top[0][1]), "probability": round(prediction.top[0][2], 3),
             "top-5": ", ".join(pretty(name) for _, name, _ in prediction.top), "ms": round(prediction.ms, 1),
             "parameters": classifier.card.params, "file MB": round(classifier.file_mb(), 1),
@@ -265,7 +265,7 @@ def zoo_tab() -> None:
     st.markdown("The models of the deck's table. Each is registered with its Keras file, download address and hash; "
                 "ready ones run here, the rest are fetched on first use where the internet is.")
     zoo = pd.DataFrame([{"model": c.title, "status": c.card.status(),
-                         "engines": ", ".join(ENGINE_NAMES[e] for e in c.engines), "input": f"{c.size}x{c.size}",
+                         "engines": ", ".join(engine_title(e) for e in c.engines), "input": f"{c.size}x{c.size}",
                          "parameters": c.card.params, "published accuracy": c.card.accuracy,
                          "preprocessing": c.card.preprocessing} for c in CLASSIFIERS.values()])
     st.dataframe(zoo, hide_index=True, width="stretch")

@@ -26,6 +26,7 @@ IMPORT_PHOTOS = """
 import io, sys
 import numpy as np
 from PIL import Image
+from vision_backend.workspace import Workspace
 project = Workspace.at(sys.argv[1]).project("crash test")
 rng = np.random.default_rng(int(sys.argv[2]))
 for i in range(int(sys.argv[3])):
@@ -167,6 +168,52 @@ def _png(seed: int) -> bytes:
 PNG_A, PNG_B = _png(1), _png(2)
 
 
+SAVE_MODELS = """
+import sys
+import numpy as np
+from vision_backend import engines
+from vision_backend.workspace import Workspace
+keras = engines.keras()
+project = Workspace.at(sys.argv[1]).project("models")
+inputs = keras.Input((8, 8, 3))
+layer = keras.layers.Dense(2, name="classes")
+model = keras.Model(inputs, layer(keras.layers.GlobalAveragePooling2D()(inputs)))
+for version in range(int(sys.argv[2]), 10_000):
+    layer.set_weights([np.full((3, 2), version, np.float32), np.zeros(2, np.float32)])  # the model knows its version
+    project.save_model("head", model, {"classes": [f"version {version}", "other"]})
+    print("saved", version, flush=True)
+"""
+
+
+def saved_pair(root: Path) -> tuple[int, int, list[str]]:
+    """(the version the kept model's weights say, the version its metadata says, files that are neither a kept blob
+    nor anything else known) after opening the project, as a page would."""
+    from vision_backend.transfer.export import load_saved
+
+    project = Workspace.at(root).project("models", create=False)
+    kept = project.models.get("head")
+    weights = int(load_saved(kept.path).get_layer("classes").get_weights()[0][0, 0])
+    label = int(kept.meta["classes"][0].split()[1])
+    stray = sorted(p.name for p in project.models.blobs.folder.iterdir() if p.name != kept.key)
+    return weights, label, stray
+
+
+def test_killing_a_model_save_leaves_the_old_pair_or_the_new_never_a_mix(tmp_path: Path) -> None:
+    """The model file and its class names are one unit: killed at random while saving, the project opens with a
+    model whose weights and metadata are of one version, and no temporary file is left behind."""
+    rng = random.Random(5)
+    first = run_child(SAVE_MODELS, str(tmp_path), "0")
+    first.stdout.readline()
+    first.kill()
+    first.communicate(timeout=60)
+    for trial in range(1, 11):
+        child = run_child(SAVE_MODELS, str(tmp_path), str(trial * 100))
+        kill_at_random(child, rng)
+        weights, label, stray = saved_pair(tmp_path)
+        assert weights == label, f"trial {trial}: weights of version {weights} with the class names of {label}"
+        assert stray == [], f"trial {trial}: left behind {stray}"
+
+
 IMPORT_ZIP = """
 import json, sys
 def peak():
@@ -174,6 +221,7 @@ def peak():
 def now():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
 data = open(sys.argv[2], "rb").read()
+from vision_backend.workspace import Workspace
 project = Workspace.at(sys.argv[1]).project("zip test")
 before = now()
 added, skipped = project.import_zip(data)

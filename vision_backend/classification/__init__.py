@@ -5,6 +5,7 @@ deck's ILSVRC table; ``convert`` the conversions between engines; ``gradcam`` th
 """
 
 from vision_backend.classification.classifiers import (CLASSIFIERS, ENGINE_NAMES, ImageNetClassifier,
-                                                       KerasApplication, Prediction, engine_agreement)
+                                                       KerasApplication, Prediction, engine_agreement, engine_title)
 
-__all__ = ["CLASSIFIERS", "ENGINE_NAMES", "ImageNetClassifier", "KerasApplication", "Prediction", "engine_agreement"]
+__all__ = ["CLASSIFIERS", "ENGINE_NAMES", "ImageNetClassifier", "KerasApplication", "Prediction", "engine_agreement",
+           "engine_title"]

@@ -20,12 +20,18 @@ import numpy as np
 
 from vision_backend import engines
 from vision_backend.cards import KERAS_APPS, AssetFile, ModelCard, shared_file
+from vision_backend.errors import SettingError
 from vision_backend.classification import imagenet
 from vision_backend.classification.convert import converted_path, keras_to_onnx, tflite_to_onnx
 from vision_backend.imageops import IMAGENET_MEAN, IMAGENET_STD, PixelScaling, centre_crop, resize_square, softmax
 from vision_backend.model import Model
 
 ENGINE_NAMES = {"keras": "Keras", "onnx": "ONNX Runtime", "tflite": "LiteRT (TFLite)"}
+
+
+def engine_title(engine: str) -> str:
+    """An engine's name as people read it (any other engine a model brings: its own key)."""
+    return ENGINE_NAMES.get(engine, engine)
 
 
 @dataclass
@@ -94,7 +100,7 @@ class ImageNetClassifier(Model):
     def load(self, engine: str | None = None) -> Runner:
         engine = engine or self.engines[0]
         if engine not in self.engines:
-            raise ValueError(f"{self.title} does not run on {ENGINE_NAMES.get(engine, engine)}")
+            raise SettingError(f"{self.title} does not run on {engine_title(engine)}")
         started = time.perf_counter()
         runner = self.load_engine(engine)
         runner.load_s = time.perf_counter() - started
@@ -242,7 +248,7 @@ def engine_agreement(predictions: list[Prediction]) -> list[dict[str, Any]]:
     for prediction in predictions:
         by_model.setdefault(prediction.classifier, []).append(prediction)
     return [{"model": CLASSIFIERS[name].title if name in CLASSIFIERS else name,
-             "engines": f"{ENGINE_NAMES[a.engine]} vs {ENGINE_NAMES[b.engine]}",
+             "engines": f"{engine_title(a.engine)} vs {engine_title(b.engine)}",
              "same top-1": a.top[0][0] == b.top[0][0],
              "max probability difference": float(np.abs(a.probabilities - b.probabilities).max())}
             for name, same in by_model.items() for a, b in zip(same, same[1:])]

@@ -68,6 +68,19 @@ def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def scratch_file(folder: Path, suffix: str = "") -> Iterator[Path]:
+    """A unique temporary file in ``folder`` for a writer that wants a path (``model.save``), removed when the
+    block ends; named with this process's id, so :func:`sweep_temp` removes it if the process is killed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = _temp_name(folder / "scratch", suffix)
+    try:
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def atomic_write(target: Path, data: bytes | str) -> Path:
     """Write ``data`` to ``target`` atomically (flushed to disk before the rename)."""
     with atomic_path(target) as temp:

@@ -55,6 +55,9 @@ class FolderBlobs(Blobs):
     def leftovers(self) -> int:
         return sweep_temp(self.folder)
 
+    def scratch(self) -> Path:
+        return self.folder
+
 
 class SQLiteCatalogue(Catalogue):
     """A SQLite file: WAL, a busy timeout, foreign keys, and one transaction per change."""

@@ -10,14 +10,13 @@ memory), so nothing derived can outlive the file it came from.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from vision_backend import paths
 from vision_backend.errors import NotFound
+from vision_backend.storage.files import scratch_file
 from vision_backend.storage.types import Blobs, Catalogue, Transaction
 
 SCHEMA = """
@@ -64,10 +63,9 @@ class SavedModels:
         return SavedModel(stem, key, json.loads(text), now, self.blobs)
 
     def save_written(self, stem: str, write: Callable[[Path], None], meta: dict[str, Any], suffix: str) -> SavedModel:
-        """:meth:`save` for writers that want a path (``model.save(path)``): written to a private temporary
-        file first, then kept as bytes."""
-        with tempfile.TemporaryDirectory(dir=paths.app_dir("tmp")) as folder:
-            path = Path(folder) / f"model{suffix}"
+        """:meth:`save` for writers that want a path (``model.save(path)``): written to a scratch file of the
+        blob store first (a killed writer's is swept when the collection opens), then kept as bytes."""
+        with scratch_file(self.blobs.scratch(), suffix) as path:
             write(path)
             return self.save(stem, path.read_bytes(), meta)
 

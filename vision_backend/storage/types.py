@@ -100,6 +100,11 @@ class Blobs(ABC):
         """Remove what killed writers left half-written (temporary files, unfinished uploads)."""
         return 0
 
+    def scratch(self) -> Path:
+        """A folder on this machine for files on their way in (a model written to a path before it is kept),
+        swept of a killed writer's files by :meth:`leftovers`."""
+        raise NotImplementedError
+
     def sweep(self, referenced: Iterable[str]) -> int:
         """Remove every blob no row refers to, and dead writers' leftovers.
 
