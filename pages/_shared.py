@@ -239,13 +239,27 @@ def guarded_fragment(draw: Callable[..., None]) -> Callable[..., None]:
     return st.fragment(guarded)
 
 
-def tabbed(parts: dict[str, Callable[[], None]], first: tuple[str, ...] = ()) -> None:
-    """One tab per entry, each drawn under :func:`friendly_errors`; the tabs named in ``first`` are drawn
-    before the others (what they change, the others then show in the same run)."""
-    tabs = dict(zip(parts, st.tabs(list(parts))))
-    for name in [*first, *(n for n in parts if n not in first)]:
-        with tabs[name], friendly_errors():
-            parts[name]()
+def tab_key(labels: list[str]) -> str:
+    """The session key that holds which of these tabs is open (kept across page switches)."""
+    return "tab:" + "|".join(labels)
+
+
+def tabbed(parts: dict[str, Callable[[], None]]) -> None:
+    """One tab per entry; only the open one runs, under :func:`friendly_errors`.
+
+    Streamlit runs every tab's code on every rerun by default: a page whose other tabs run selective search
+    or a second detector made each new photo wait for all of them (11-19 s on a busy server for the object
+    detection page, against 41-710 ms for its models). Lazy tabs rerun when another is opened; which one
+    is open is kept with the person's settings.
+    """
+    labels = list(parts)
+    key = keep(tab_key(labels), labels[0])
+    if st.session_state[key] not in labels:
+        st.session_state[key] = labels[0]
+    for name, tab in zip(labels, st.tabs(labels, key=key, on_change="rerun")):
+        if tab.open:
+            with tab, friendly_errors():
+                parts[name]()
 
 
 def photo_source(where: Any = None) -> None:

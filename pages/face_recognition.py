@@ -1,6 +1,7 @@
 """Face recognition: enrol people, recognise them in any photo, verify two faces, measure on LFW."""
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -8,8 +9,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (guarded_fragment, UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, keep, photo_cache,
-                           param_widgets, sample_photo, start_page, tabbed, workspace)
+from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, friendly_errors, guarded_fragment,
+                           keep, literal, param_widgets, photo_cache, photo_key, sample_photo, setting_key, start_page,
+                           tabbed, workspace)
 from vision_backend import drawing, models, samples
 from vision_backend.face_recognition import EMBEDDERS, FaceEmbedder, lfw, recognise, scratch
 from vision_backend.face_recognition.gallery import Gallery
@@ -37,8 +39,9 @@ def embedder_label(name: str) -> str:
     return embedder.title + ("" if embedder.ready() else " — fetched on first use")
 
 
-def choose_embedder() -> tuple[FaceEmbedder | None, float]:
-    """The recogniser and its same-person threshold (None while its weights are not here)."""
+def choose_embedder() -> tuple[FaceEmbedder | None, dict]:
+    """The recogniser and its settings: the same-person threshold, the uncertain band around it, the smallest face
+    worth naming (None while its weights are not here)."""
     left, right = st.columns([3, 2])
     chosen = left.radio("Recogniser", list(EMBEDDERS), format_func=embedder_label, horizontal=True,
                         key=keep("fr_embedder", models.default("embed").name),
@@ -46,36 +49,64 @@ def choose_embedder() -> tuple[FaceEmbedder | None, float]:
                              "first use.")
     embedder = EMBEDDERS[chosen]
     if not ensure_ready(embedder.card):
-        return None, 0.0
+        return None, {}
     with right:
-        return embedder, param_widgets(embedder, PREFIX)["threshold"]
+        return embedder, param_widgets(embedder, PREFIX)
+
+
+def suggested_threshold(embedder: FaceEmbedder, gallery: Gallery) -> None:
+    """The threshold the person's own gallery suggests, where it holds enough pairs, with a button to use it."""
+    suggestion = recognise.suggest_threshold(*gallery.embeddings(embedder.name, embedder.dimensions))
+    if suggestion is None:
+        st.caption("With three photos or more of a few people in the gallery, it suggests a threshold of its own.")
+        return
+    value, same, different = suggestion
+    key = setting_key(PREFIX, embedder, embedder.param("threshold"))
+    st.caption(f"Your gallery suggests a threshold of **{value:.2f}** ({same} same-person and {different} "
+               "different-person pairs of its faces).")
+    st.button(f"Use {value:.2f}", key="fr_use_suggested", on_click=lambda: st.session_state.update({key: round(
+        min(max(value, 0.1), 1.4), 2)}))
 
 
 # ---- recognise ----------------------------------------------------------------------------------
-def recognise_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: float, gallery: Gallery) -> None:
+VERDICT_WORDS = {"same": "named", "uncertain": "uncertain: near the threshold", "different": "unknown",
+                 "too small": "too small to tell"}
+
+
+def recognise_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, settings: dict, gallery: Gallery) -> None:
     names, enrolled = gallery.embeddings(embedder.name, embedder.dimensions)
     faces = faces_in(photo, embedder)
     if not names:
         st.info("Nobody is enrolled yet for this recogniser: enrol people in the Gallery tab (one click for the "
                 "demo people).", icon=":material/person_add:")
-    matches = recognise.recognise(faces.vectors, names, enrolled, threshold)
-    labels = [f"{m.name} {m.distance:.2f}" if m.name != "unknown" else "unknown" for m in matches]
-    annotated = drawing.draw_detections(photo, faces.detections, show_scores=False, captions=labels, legend=True)
+    matches = recognise.recognise_faces(faces, names, enrolled, settings)
+    annotated = drawing.draw_detections(photo, faces.detections, show_scores=False,
+                                        captions=[m.caption for m in matches], legend=True)
     left, right = st.columns([3, 2])  # the photo beside its table, both on one screen
     left.image(annotated, width="stretch")
-    left.caption(f"{len(faces)} face(s) in {name}; {sum(m.name != 'unknown' for m in matches)} recognised "
-                 f"at distance ≤ {threshold:.2f} ({embedder.title}). Box label: the nearest enrolled person and the "
-                 "distance between the two faces' embeddings (0 = the same face; the smaller, the more alike).")
-    table = pd.DataFrame([{"face": i + 1, "who": m.name, "distance": round(m.distance, 3) if names else None,
-                           "nearest enrolled": m.nearest, "box (x1, y1, x2, y2)": [round(float(v), 1) for v in box]}
-                          for i, (m, box) in enumerate(zip(matches, faces.detections.boxes))])
+    counts = Counter(m.verdict for m in matches)
+    left.caption(f"{len(faces)} face(s) in {name}; {counts['same']} recognised at distance ≤ "
+                 f"{settings['threshold'] - settings['margin']:.2f}, {counts['uncertain']} uncertain (within "
+                 f"{settings['margin']:.2f} of the threshold {settings['threshold']:.2f}: shown with a question mark, "
+                 f"not named), {counts['too small']} too small to tell (under {settings['min_named_face']} px) "
+                 f"({embedder.title}). Box label: the person and the distance between the two faces' embeddings "
+                 "(0 = the same face; the smaller, the more alike).")
+    table = faces_table(matches, faces, bool(names))
     if len(table):
-        right.dataframe(table, hide_index=True, width="stretch")
+        right.dataframe(table, hide_index=True, width="stretch", column_config={
+            "who": st.column_config.TextColumn(width="medium"), "verdict": st.column_config.TextColumn(width="medium")})
     stem = name.rsplit(".", 1)[0]
     right.download_button("Annotated image (PNG)", lambda: encode_png(annotated), f"{stem}_recognised.png",
                           "image/png", on_click="ignore")  # made on the click, not on every run
     right.download_button("Faces (CSV)", table.to_csv(index=False), f"{stem}_recognised.csv", "text/csv",
                           disabled=table.empty, on_click="ignore")
+
+
+def faces_table(matches: list, faces: Faces, any_enrolled: bool) -> pd.DataFrame:
+    return pd.DataFrame([{"face": i + 1, "who": m.name, "verdict": VERDICT_WORDS[m.verdict],
+                          "distance": round(m.distance, 3) if any_enrolled else None, "nearest enrolled": m.nearest,
+                          "size (px)": int(side)}
+                         for i, (m, side) in enumerate(zip(matches, recognise.face_sides(faces.detections)))])
 
 
 # ---- the gallery ----------------------------------------------------------------------------------
@@ -89,15 +120,21 @@ def gallery_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, gallery: G
     st.subheader("Enrol from the current photo")
     with friendly_errors():
         enrol_current(name, photo, embedder, gallery)
-    with st.expander("Enrol several photos of one person"), friendly_errors():
+    with st.expander("Enrol several photos of one person", expanded="fr_multi_report" in st.session_state), \
+            friendly_errors():
         enrol_several(embedder, gallery)
     st.subheader("People")
     people = gallery.people()
     for person in people:
         person_panel(person, gallery)
+    suggested_threshold(embedder, gallery)
     faces = sum(p["faces"] for p in people)
     count.markdown(f"**{len(people)} {'person' if len(people) == 1 else 'people'} enrolled** with {faces} face(s) "
                    "for recognition (stored in your workspace, kept across restarts).")
+
+
+CHIP_SIDE = 160
+"""Face crops are shown this wide (px): enough to tell a face, small enough to see several at once."""
 
 
 def enrol_current(name: str, photo: np.ndarray, embedder: FaceEmbedder, gallery: Gallery) -> None:
@@ -107,40 +144,95 @@ def enrol_current(name: str, photo: np.ndarray, embedder: FaceEmbedder, gallery:
         return
     if len(faces) > 1:
         st.info(f"{len(faces)} faces in this photo: pick the one to enrol.", icon=":material/group:")
-    columns = st.columns(min(len(faces), 8))
-    for i, chip in enumerate(faces.crops):
-        columns[i % len(columns)].image(chip, caption=f"face {i + 1}", width="stretch")
-    chosen = st.radio("Face to enrol", list(range(len(faces))), format_func=lambda i: f"face {i + 1}",
-                      horizontal=True, key=f"fr_enrol_face_{len(faces)}") if len(faces) > 1 else 0
+    chosen = pick_face(faces, f"fr_enrol_face_{photo_key(photo)}")
     who = st.selectbox("Person", ["(new person)"] + [p["name"] for p in gallery.people()], key="fr_enrol_person")
     person = st.text_input("Name of the new person", key=keep("fr_enrol_name", "")) if who == "(new person)" else who
+    anyway = look_alike_warning(faces, chosen, person, embedder, gallery, "fr_enrol_anyway")
     if st.button("Enrol this face", type="primary", key="fr_enrol", disabled=not person.strip()):
-        if gallery.enrol(person, embedder.name, [(faces.vectors[chosen], faces.crops[chosen], name)]):
-            st.success(f"Enrolled face {chosen + 1} of {name} as {person.strip()}.", icon=":material/how_to_reg:")
-        else:
-            st.info(f"Face {chosen + 1} of {name} is already enrolled as {person.strip()}.", icon=":material/info:")
+        row = recognise.enrol_face(gallery, embedder, person, faces, name, chosen, anyway)
+        shown = {"enrolled": st.success, "already enrolled": st.info}.get(row["result"], st.warning)
+        shown(f"Face {chosen + 1} of {literal(name)}: {row['result']} as {literal(person.strip())}"
+              + (f" ({literal(row['reason'])})" if row["reason"] else "."), icon=":material/how_to_reg:")
+
+
+def pick_face(faces: Faces, key: str) -> int:
+    """The faces side by side, each small, and which one the person picked (the only one, or the radio's)."""
+    columns = st.columns(min(len(faces), 6))
+    for i, chip in enumerate(faces.crops):
+        columns[i % len(columns)].image(chip, caption=f"face {i + 1}", width=CHIP_SIDE)
+    if len(faces) == 1:
+        return 0
+    return st.radio("Face to enrol", list(range(len(faces))), format_func=lambda i: f"face {i + 1}",
+                    horizontal=True, key=key)
+
+
+def look_alike_warning(faces: Faces, chosen: int, person: str, embedder: FaceEmbedder, gallery: Gallery,
+                       key: str) -> bool:
+    """A warning when the chosen face looks like someone enrolled under another name, and whether to enrol anyway."""
+    if not person.strip():
+        return False
+    other = recognise.lookalike(faces.vectors[chosen], *gallery.embeddings(embedder.name, embedder.dimensions),
+                                person, embedder.threshold, embedder.margin)
+    if other is None:
+        return False
+    st.warning(f"This face looks like **{literal(other[0])}** (distance {other[1]:.2f}), who is enrolled already. "
+               f"Enrolling it as {literal(person.strip())} would mix the two up.", icon=":material/warning:")
+    return st.checkbox("Enrol it anyway (they are different people)", key=key)
 
 
 def enrol_several(embedder: FaceEmbedder, gallery: Gallery) -> None:
-    uploads = st.file_uploader("Photos of one person (one face each)", type=UPLOAD_TYPES,
-                               accept_multiple_files=True, key="fr_multi")
-    person = st.text_input("Their name", key=keep("fr_multi_name", ""))
-    if not (uploads and st.button("Enrol these photos", key="fr_multi_go", disabled=not person.strip())):
+    """Several photos of one person: each photo's face found, the person picks where a photo has several, faces
+    that look like someone else are held back; once enrolled the uploader and the name start empty again."""
+    if "fr_multi_report" in st.session_state:
+        enrol_report(*st.session_state.pop("fr_multi_report"))
+    version = st.session_state.get("fr_multi_version", 0)  # a new uploader once its photos are in
+    uploads = st.file_uploader("Photos of one person", type=UPLOAD_TYPES, accept_multiple_files=True,
+                               key=f"fr_multi_{version}")
+    person = st.text_input("Their name", key=f"fr_multi_name_{version}")
+    if not uploads:
         return
-    with st.spinner(f"Finding and embedding the face in {len(uploads)} photo(s)…"):
-        report = recognise.enrol_photos(gallery, embedder, person, [(u.name, u.getvalue()) for u in uploads])
-    counts = Counter(row["result"] for row in report)
-    st.markdown(f"**{len(report)} photo(s) of {person.strip()}:** {counts['enrolled']} enrolled, "
-                f"{counts['already enrolled']} already enrolled, {counts['skipped']} skipped.")
-    st.dataframe(pd.DataFrame(report), hide_index=True, width="stretch")
-    frame_notes(uploads, {row["photo"] for row in report if row["result"] != "skipped"})
+    chosen = choose_faces(uploads, embedder)
+    anyway = st.checkbox("Also enrol faces that look like someone already enrolled", key=f"fr_multi_anyway_{version}")
+    if st.button("Enrol these photos", key="fr_multi_go", disabled=not person.strip()):
+        with st.spinner(f"Finding and embedding the faces in {len(uploads)} photo(s)…"):
+            report = recognise.enrol_photos(gallery, embedder, person, [(u.name, u.getvalue()) for u in uploads],
+                                            chosen, anyway)
+        st.session_state.fr_multi_report = (person.strip(), report, [note for u in uploads if (note := frame_note(u))])
+        st.session_state.fr_multi_version = version + 1
+        st.rerun()
 
 
-def frame_notes(uploads: list, names: set[str]) -> None:
-    """Which frame of an animation (or page of a TIFF) the face came from, for the uploads in ``names``."""
+def choose_faces(uploads: list, embedder: FaceEmbedder) -> dict[str, int]:
+    """For each upload with several faces, the crops and a choice of which is the person (file name -> face)."""
+    chosen = {}
     for upload in uploads:
-        if upload.name in names and (note := decode_photo(upload.getvalue(), upload.name).note):
-            st.info(note, icon=":material/filter_frames:")
+        try:
+            faces = faces_in(decode_photo(upload.getvalue(), upload.name).image, embedder)
+        except ImageIntakeError:
+            continue  # said in the report, with its reason
+        if len(faces) > 1:
+            st.markdown(f"**{literal(upload.name)}** has {len(faces)} faces: which is the person?")
+            chosen[upload.name] = pick_face(faces, f"fr_multi_face_{photo_key(faces.vectors)}")
+    return chosen
+
+
+def enrol_report(person: str, report: list[dict], noted: list[str]) -> None:
+    counts = Counter(row["result"] for row in report)
+    st.markdown(f"**{len(report)} photo(s) of {literal(person)}:** {counts['enrolled']} enrolled, "
+                f"{counts['already enrolled']} already enrolled, {counts['flagged']} held back (they look like "
+                f"someone else), {counts['skipped']} skipped.")
+    st.dataframe(pd.DataFrame(report), hide_index=True, width="stretch",
+                 column_config={"reason": st.column_config.TextColumn(width="large")})
+    for note in noted:
+        st.info(literal(note), icon=":material/filter_frames:")
+
+
+def frame_note(upload: Any) -> str:
+    """Which frame of an animation (or page of a TIFF) the photo is ("" for an ordinary photo or a bad file)."""
+    try:
+        return decode_photo(upload.getvalue(), upload.name).note
+    except ImageIntakeError:
+        return ""
 
 
 def title_of(embedder: str) -> str:
@@ -198,16 +290,18 @@ def second_photo() -> tuple[str | None, np.ndarray | None]:
     return upload.name, photo.image
 
 
-def distance_gauge(distance: float, threshold: float) -> go.Figure:
+def distance_gauge(distance: float, threshold: float, margin: float) -> go.Figure:
+    """The distance on a dial: green where it is the same person, amber in the uncertain band, red beyond."""
+    steps = [{"range": [0, threshold - margin], "color": "#dcfce7"},
+             {"range": [threshold - margin, threshold + margin], "color": "#fef3c7"}]
     gauge = go.Figure(go.Indicator(mode="gauge+number", value=distance, title={"text": "distance"},
-                                   gauge={"axis": {"range": [0, 1.4]},
-                                          "threshold": {"value": threshold, "line": {"color": "red", "width": 3}},
-                                          "steps": [{"range": [0, threshold], "color": "#dcfce7"}]}))
+                                   gauge={"axis": {"range": [0, 1.4]}, "steps": steps,
+                                          "threshold": {"value": threshold, "line": {"color": "red", "width": 3}}}))
     return gauge.update_layout(height=220, margin={"t": 30, "b": 0})
 
 
 @guarded_fragment
-def verify_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: float) -> None:
+def verify_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, settings: dict) -> None:
     """The second photo's widgets rerun this tab only."""
     st.markdown("Are two faces the same person? Left: the current photo. Right: another photo.")
     other_name, other = second_photo()
@@ -218,14 +312,16 @@ def verify_tab(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: 
         st.warning(f"No face found in {name if not len(faces_a) else other_name}.", icon=":material/face:")
         return
     a, b = recognise.largest_index(faces_a.detections), recognise.largest_index(faces_b.detections)
-    same, distance = recognise.verify(faces_a.vectors[a], faces_b.vectors[b], threshold)
+    threshold, margin = settings["threshold"], settings["margin"]
+    call, distance = recognise.judge(faces_a.vectors[a], faces_b.vectors[b], threshold, margin)
     c1, c2, c3 = st.columns([1, 1, 2])
-    c1.image(faces_a.crops[a], caption=name, width="stretch")
-    c2.image(faces_b.crops[b], caption=other_name, width="stretch")
+    c1.image(faces_a.crops[a], caption=name, width=CHIP_SIDE)
+    c2.image(faces_b.crops[b], caption=other_name, width=CHIP_SIDE)
     c3.metric("Distance", f"{distance:.3f}")
-    verdict = "the same person" if same else "different people"
-    c3.caption(f"Verdict: **{verdict}** (threshold {threshold:.2f}; the largest face of each photo)")
-    c3.plotly_chart(distance_gauge(distance, threshold), width="stretch")
+    verdict = {"same": "the same person", "different": "different people",
+               "uncertain": "uncertain: too near the threshold to tell"}[call]
+    c3.caption(f"Verdict: **{verdict}** (threshold {threshold:.2f} ± {margin:.2f}; the largest face of each photo)")
+    c3.plotly_chart(distance_gauge(distance, threshold, margin), width="stretch")
 
 
 # ---- measure on LFW ---------------------------------------------------------------------------------
@@ -308,19 +404,17 @@ def scratch_tab(embedder: FaceEmbedder) -> None:
         comparison_figures(comparison(embedder.name), embedder)
 
 
-def draw_tabs(name: str, photo: np.ndarray, embedder: FaceEmbedder, threshold: float) -> None:
-    """The five tabs; the gallery's is drawn first, so a face enrolled there is recognised in the same run."""
+def draw_tabs(name: str, photo: np.ndarray, embedder: FaceEmbedder, settings: dict) -> None:
     gallery = workspace().gallery()
-    tabbed({"Recognise": lambda: recognise_tab(name, photo, embedder, threshold, gallery),
+    tabbed({"Recognise": lambda: recognise_tab(name, photo, embedder, settings, gallery),
             "Gallery: enrol people": lambda: gallery_tab(name, photo, embedder, gallery),
-            "Verify two faces": lambda: verify_tab(name, photo, embedder, threshold),
-            "Measure on LFW": lambda: measure_tab(embedder), "From scratch vs transfer": lambda: scratch_tab(embedder)},
-           first=("Gallery: enrol people",))
+            "Verify two faces": lambda: verify_tab(name, photo, embedder, settings),
+            "Measure on LFW": lambda: measure_tab(embedder), "From scratch vs transfer": lambda: scratch_tab(embedder)})
 
 
 start_page("Face recognition", "A network turns each face into a list of numbers (an embedding); the same person's "
            "faces land close together. Enrol people once, then find them in any photo.")
 photo_name, photo = current_photo()
-chosen, same_person_threshold = choose_embedder()
+chosen, recognition_settings = choose_embedder()
 if chosen is not None:
-    draw_tabs(photo_name, photo, chosen, same_person_threshold)
+    draw_tabs(photo_name, photo, chosen, recognition_settings)

@@ -173,7 +173,7 @@ def evaluate_tab() -> None:
         st.plotly_chart(heat.update_layout(height=520), width="stretch")
         mistakes(run, x_test, y_test)
         if run.get("path") is not None and run["path"].is_file():
-            st.download_button("Download the model (.keras)", run["path"].read_bytes,
+            st.download_button("Download the model (.keras)", run["path"].read_bytes(),
                                f"cnn_{run['dataset']}_{run['preset']}.keras", "application/octet-stream",
                                on_click="ignore")
 

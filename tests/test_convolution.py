@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from test_pages import start
+from test_pages import open_tab, start
 from vision_backend import convolution as cv
 from vision_backend import samples
 from vision_backend.transfer.bases import MOBILENET_V2
@@ -114,10 +114,10 @@ def test_cnn_basics_page(real_model) -> None:
     real_model("mobilenet_v2_notop")
     app = start("pages/cnn_basics.py")
     assert not app.exception, app.exception
-    assert any("224 → 112 → 56 → 28 → 14 → 7" in c.value for c in app.caption)
-    loaded = [s for s in app.status if s.label.startswith("MobileNetV2 loaded")]
+    assert any("224 → 112 → 56 → 28 → 14 → 7" in c.value for c in open_tab(app, "Pooling").caption)
+    loaded = [s for s in open_tab(app, "What a real CNN sees").status if s.label.startswith("MobileNetV2 loaded")]
     assert loaded and loaded[0].state == "complete", "the real CNN says it is loading, then that it is ready"
-    app.selectbox(key="cb_kernel").set_value("Sobel x").run()
+    open_tab(app, "One kernel").selectbox(key="cb_kernel").set_value("Sobel x").run()
     app.radio(key="cb_padding").set_value("valid").run()
     app.slider(key="cb_stride").set_value(2).run()
     assert not app.exception, app.exception
@@ -125,7 +125,7 @@ def test_cnn_basics_page(real_model) -> None:
     (out_h, out_w), (in_h, in_w) = [(int(a), int(b)) for a, b in re.findall(r"(\d+)x(\d+)", caption)[:2]]
     assert max(in_h, in_w) == 256, "the photo is worked on at long side 256"
     assert (out_h, out_w) == (cv.output_size(in_h, 3, 2, "valid"), cv.output_size(in_w, 3, 2, "valid"))
-    app.select_slider(key="cb_layer").set_value("out_relu").run()
+    open_tab(app, "What a real CNN sees").select_slider(key="cb_layer").set_value("out_relu").run()
     assert not app.exception, app.exception
     assert any(c.value.startswith("MobileNetV2 layer `out_relu`") and "1280 channels of 7x7" in c.value
                for c in app.caption)
@@ -136,12 +136,13 @@ def test_cnn_basics_settings_survive_a_page_switch(real_model) -> None:
     app = start("pages/cnn_basics.py")
     app.selectbox(key="cb_kernel").set_value("emboss").run()
     app.slider(key="cb_stride").set_value(3).run()
-    app.multiselect(key="cb_bank").set_value(["Sobel x", "outline"]).run()
-    app.select_slider(key="cb_layer").set_value("out_relu").run()
+    open_tab(app, "A layer = many kernels").multiselect(key="cb_bank").set_value(["Sobel x", "outline"]).run()
+    open_tab(app, "What a real CNN sees").select_slider(key="cb_layer").set_value("out_relu").run()
     app.switch_page("pages/home.py").run()
     app.switch_page("pages/cnn_basics.py").run()
     assert not app.exception, app.exception
-    assert app.selectbox(key="cb_kernel").value == "emboss" and app.slider(key="cb_stride").value == 3
-    assert app.multiselect(key="cb_bank").value == ["Sobel x", "outline"]
-    assert app.select_slider(key="cb_layer").value == "out_relu"
+    assert app.select_slider(key="cb_layer").value == "out_relu", "the tab that was open, open again"
+    assert open_tab(app, "One kernel").selectbox(key="cb_kernel").value == "emboss"
+    assert app.slider(key="cb_stride").value == 3
+    assert open_tab(app, "A layer = many kernels").multiselect(key="cb_bank").value == ["Sobel x", "outline"]
     assert any("2 kernels of 3x3" in c.value for c in app.caption)

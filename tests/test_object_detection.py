@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import require_real, require_shared
 from test_intake import JPEG
-from test_pages import start
+from test_pages import open_tab, start
 from vision_backend import drawing, samples
 from vision_backend.boxes import batched_nms, iou, non_max_suppression
 from vision_backend.detections import Detections
@@ -383,6 +383,7 @@ def test_building_block_tabs_compute_what_they_show() -> None:
     require_page_models()
     app = start(PAGE)
     app.sidebar.selectbox(key="sample_name").set_value("dog_bicycle_truck.jpg").run()
+    open_tab(app, "Non-max suppression")
     before = next(c.value for c in app.caption if c.value.startswith("Before:"))
     after = next(c.value for c in app.caption if c.value.startswith("After NMS"))
     raw, kept = int(before.split("'s ")[1].split(" ")[0]), int(after.split(": ")[1].split(" ")[0])
@@ -391,13 +392,14 @@ def test_building_block_tabs_compute_what_they_show() -> None:
     after = next(c.value for c in app.caption if c.value.startswith("After NMS"))
     assert int(after.split(": ")[1].split(" ")[0]) > kept, "a looser threshold suppresses less"
 
+    open_tab(app, "IoU")
     for key, value in (("iou_a_x", 0), ("iou_a_y", 0), ("iou_a_w", 100), ("iou_a_h", 100),
                        ("iou_b_x", 50), ("iou_b_y", 0), ("iou_b_w", 100), ("iou_b_h", 100)):
         app.slider(key=key).set_value(value)
     app.run()
     assert app.metric[0].value == f"{5000 / 15000:.3f}"
     assert any("intersection 5,000 px² ÷ union (10,000 + 10,000 − 5,000)" in c.value for c in app.caption)
-    proposals = next(c.value for c in app.caption if c.value.startswith("Top 50 of"))
+    proposals = next(c.value for c in open_tab(app, "Selective search").caption if c.value.startswith("Top 50 of"))
     assert "fast mode" in proposals
 
 
@@ -425,13 +427,19 @@ def test_mask_rcnn_is_fetched_on_first_use(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def tiny_photo_shown_everywhere(app) -> None:
-    """Every tab ran to its end on the 1x1 photo: a message where boxes cannot be drawn, results elsewhere."""
-    assert not app.exception, app.exception
-    assert not app.error, [e.value for e in app.error]
-    too_small = [i.value for i in app.info if "1x1 px: too small" in i.value]
-    assert len(too_small) == 3, "selective search, IoU and R-CNN each say so"
-    assert any(c.value.startswith("NanoDet-m 416 (Apache-2.0): 0 object(s) shown of 0 found") for c in app.caption)
-    assert any("NanoDet-m 416 (Apache-2.0) has no raw box" in i.value for i in app.info), "the NMS tab ran to its end"
+    """Every tab runs to its end on the 1x1 photo: a message where boxes cannot be drawn, results elsewhere."""
+    too_small = []
+    for tab in ("Detect objects", "Selective search", "IoU", "Non-max suppression", "R-CNN → Mask R-CNN"):
+        open_tab(app, tab)
+        assert not app.exception, (tab, app.exception)
+        assert not app.error, (tab, [e.value for e in app.error])
+        too_small += [tab for i in app.info if "1x1 px: too small" in i.value]
+        if tab == "Detect objects":
+            assert any(c.value.startswith("NanoDet-m 416 (Apache-2.0): 0 object(s) shown of 0 found")
+                       for c in app.caption)
+        if tab == "Non-max suppression":
+            assert any("NanoDet-m 416 (Apache-2.0) has no raw box" in i.value for i in app.info), "NMS ran to its end"
+    assert too_small == ["Selective search", "IoU", "R-CNN → Mask R-CNN"], "each tab with boxes to draw says so"
 
 
 def test_a_one_pixel_photo_breaks_no_tab() -> None:
@@ -439,8 +447,8 @@ def test_a_one_pixel_photo_breaks_no_tab() -> None:
     require_page_models()
     app = start(PAGE)
     app.sidebar.selectbox(key="sample_name").set_value("dog_bicycle_truck.jpg").run()
-    app.slider(key="iou_a_x").set_value(500)
-    app.slider(key="anchor_x").set_value(700).run()  # kept values far beyond a smaller photo's range
+    open_tab(app, "IoU").slider(key="iou_a_x").set_value(500).run()
+    open_tab(app, "R-CNN → Mask R-CNN").slider(key="anchor_x").set_value(700).run()  # kept beyond a smaller photo
     app.sidebar.radio(key="photo_source").set_value("Upload").run()
     dot = encode_png(np.zeros((1, 1, 3), np.uint8))
     app.sidebar.file_uploader(key="photo_upload").upload("dot.png", dot, "image/png")
@@ -462,8 +470,8 @@ def test_a_one_pixel_photo_breaks_no_tab() -> None:
     app.run()
     assert not app.exception, app.exception
     assert app.session_state.photo[1].shape == (48, 64, 3) and not [i for i in app.info if "too small" in i.value]
-    assert app.slider(key="iou_a_x").value == 63 and app.slider(key="anchor_x").value == 63, \
-        "kept positions are moved into the smaller photo"
+    assert open_tab(app, "R-CNN → Mask R-CNN").slider(key="anchor_x").value == 63
+    assert open_tab(app, "IoU").slider(key="iou_a_x").value == 63, "kept positions are moved into the smaller photo"
 
 
 def test_constant_weights_frees_the_weights_nanodet_lists_as_inputs(real_model) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require_real
-from test_pages import start
+from test_pages import open_tab, start
 from vision_backend import engines, metrics, models
 from vision_backend.intake import encode_png
 from vision_backend.small_cnn import data, networks, training
@@ -206,17 +206,19 @@ def test_train_cnn_page_trains_evaluates_and_reads_a_digit(digits) -> None:
     app.button(key="cnn_train").click().run()
     assert not app.exception, app.exception
     assert any(p.proto.text.startswith("Done: test accuracy") for p in app.get("progress"))
+    open_tab(app, "Evaluate")
     caption = next(c.value for c in app.caption if c.value.startswith("Test accuracy"))
     assert float(caption.split()[2]) > 0.85
     assert app.metric[1].value == "2" and any(b.label == "Download the model (.keras)" for b in app.get("download_button"))
 
     one = np.full((200, 200, 3), 255, np.uint8)
     cv2.line(one, (105, 20), (95, 180), (20, 20, 20), 14)
+    open_tab(app, "Try it: draw a digit")
     app.file_uploader(key="cnn_digit_upload").upload("one.png", encode_png(one), "image/png").run()
     assert not app.exception, app.exception
     assert any(c.value.startswith("It says **1**") for c in app.caption)
 
-    app.selectbox(key="cnn_data").set_value("mnist").run()
+    open_tab(app, "Train").selectbox(key="cnn_data").set_value("mnist").run()
     if not models.card("mnist").ready():
         assert any("MNIST" in w.value for w in app.warning), "a missing data set says how to fetch it"
 
@@ -243,13 +245,14 @@ def test_two_sessions_keep_and_serve_their_own_models(digits, monkeypatch: pytes
     assert paths[0] != paths[1] and all(p.is_file() and p in kept for p in paths)
     weights = []
     for app, path in zip(apps, paths):
-        button = next(b for b in app.get("download_button") if b.label == "Download the model (.keras)")
+        curves = json.loads(next(c.proto.spec for c in app.get("plotly_chart") if "epoch" in c.proto.spec))
+        assert {t["mode"] for t in curves["data"]} == {"lines+markers"} and len(curves["data"][0]["x"]) == 1
+        button = next(b for b in open_tab(app, "Evaluate").get("download_button")
+                      if b.label == "Download the model (.keras)")
         file_id = button.proto.url.rsplit("/", 1)[1].split(".")[0]
         assert served[file_id] == path.read_bytes(), "the download is this session's file"
         ours = app.session_state.cnn["model"].get_weights()
         for saved, trained in zip(keras.saving.load_model(path).get_weights(), ours, strict=True):
             np.testing.assert_array_equal(saved, trained)
         weights.append(ours)
-        curves = json.loads(next(c.proto.spec for c in app.get("plotly_chart") if "epoch" in c.proto.spec))
-        assert {t["mode"] for t in curves["data"]} == {"lines+markers"} and len(curves["data"][0]["x"]) == 1
     assert not np.allclose(weights[0][0], weights[1][0]), "two different models"

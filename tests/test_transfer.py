@@ -21,7 +21,7 @@ from PIL import Image
 
 from conftest import ROOT, require_real
 from test_intake import BAD_FILES
-from test_pages import start
+from test_pages import open_tab, start
 from vision_backend import engines, models
 from vision_backend.archive import BLOCK, Entry, Skipped, class_images
 from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
@@ -531,21 +531,22 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     app = start(PAGE)
     assert not app.exception, app.exception
     assert any("**tiny**: 2 classes, 16 examples" in m.value for m in app.markdown)
-    app.slider(key="tl_epochs").set_value(30).run()
+    open_tab(app, "Train").slider(key="tl_epochs").set_value(30).run()
     app.button(key="tl_train").click().run()
     assert not app.exception, app.exception
-    caption = next(c.value for c in app.caption if c.value.startswith("Validation accuracy"))
+    caption = next(c.value for c in open_tab(app, "Evaluate").caption if c.value.startswith("Validation accuracy"))
     assert float(caption.split()[2]) >= 0.5
-    assert any(c.value.startswith("Prediction for") for c in app.caption)
+    assert any(c.value.startswith("Prediction for") for c in open_tab(app, "Predict").caption)
     saved = project.models.get("mobilenet_v2_notop_fast")
     assert saved.path.is_file() and saved.meta["classes"] == ["daisy", "sunflower"]
-    assert "Keras (.keras)" in download_labels(app)
+    assert "Keras (.keras)" in download_labels(open_tab(app, "Export"))
 
     # after a restart only the saved model is left: it predicts on its own
-    app = start(PAGE)
+    app = open_tab(start(PAGE), "Predict")
     assert app.selectbox(key="tl_predict_model").value == "mobilenet_v2_notop_fast"
     assert any(c.value.startswith("Prediction for") for c in app.caption)
     # Export offers "Convert to X" or X's download, never both at once
+    open_tab(app, "Export")
     assert {"tl_tflite_mobilenet_v2_notop_fast", "tl_onnx_mobilenet_v2_notop_fast"} <= button_keys(app)
     assert not {"TFLITE (.tflite)", "ONNX (.onnx)"} & download_labels(app)
     app.button(key="tl_tflite_mobilenet_v2_notop_fast").click().run()
@@ -555,7 +556,7 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     assert "tl_tflite_mobilenet_v2_notop_fast" not in button_keys(app)
     assert "tl_onnx_mobilenet_v2_notop_fast" in button_keys(app) and "ONNX (.onnx)" not in download_labels(app)
 
-    app.button(key="tl_recipe_Teachable Machine").click().run()
+    open_tab(app, "Train").button(key="tl_recipe_Teachable Machine").click().run()
     assert (app.selectbox(key="tl_base").value, app.select_slider(key="tl_hidden").value) == \
         ("mobilenet_v1_025_notop", 100)
     app.radio(key="tl_mode").set_value("full").run()
@@ -563,10 +564,10 @@ def test_transfer_learning_page_labels_trains_and_predicts(space: Workspace, flo
     app.button(key="tl_train").click().run()
     assert not app.exception, app.exception
     assert project.models.get("mobilenet_v1_025_notop_full").path.is_file()
-    app.radio(key="tl_projection").set_value("t-SNE").run()
+    open_tab(app, "Evaluate").radio(key="tl_projection").set_value("t-SNE").run()
     assert not app.exception, app.exception
 
-    app.text_input(key="tl_rename_daisy").input("daisies").run()
+    open_tab(app, "Label").text_input(key="tl_rename_daisy").input("daisies").run()
     app.button(key="tl_rename_go_daisy").click().run()
     assert project.counts() == {"daisies": 8, "sunflower": 8}
 
@@ -596,7 +597,7 @@ def test_page_creates_labels_and_shows_every_photo_it_stored(space: Workspace, f
         assert app.selectbox(key="tl_project").value == name and app.text_input(key="tl_new_name").value == ""
     app.text_input(key="tl_new_name").input("a/b").run()
     app.button(key="tl_create").click().run()
-    assert any("cannot contain /" in e.value for e in app.error) and space.projects() == ["first", "second"]
+    assert any("cannot contain a slash" in e.value for e in app.error) and space.projects() == ["first", "second"]
     app.text_input(key="tl_new_class").input("daisy").run()
     app.button(key="tl_add_class").click().run()
     assert space.project("second").counts() == {"daisy": 0} and app.text_input(key="tl_new_class").value == ""

@@ -18,6 +18,7 @@ from typing import Iterable
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results.json"
 TIME_UNITS = ("ms", "s")
+RATE_UNITS = ("FPS", "photos/s", "images/s")
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,16 @@ def _with_ratio(figure: Figure, figures: dict[str, Figure]) -> Figure:
 
 
 def for_card(name: str, figures: dict[str, Figure] | None = None) -> list[Figure]:
-    """The figures measured here on card ``name``: times and rates first, then what was found, by bench and name."""
+    """The figures measured here on card ``name``: its own times first (the model's latency heads the list), then
+    rates, then what was found, each by bench and name."""
     figures = latest() if figures is None else figures
     mine = [f for f in figures.values() if name in f.cards and not f.name.endswith(("_vs_raw", "_raw_ms"))]
-    return sorted(mine, key=lambda f: (not (f.is_time or f.unit in ("FPS", "photos/s", "images/s")), f.bench, f.name))
+
+    def order(f: Figure) -> tuple:
+        kind = 0 if f.is_time else 1 if f.unit in RATE_UNITS else 2
+        return kind, not f.name.startswith(f"{name}_"), f.bench, f.name
+
+    return sorted(mine, key=order)
 
 
 def by_bench(figures: Iterable[Figure]) -> dict[str, list[Figure]]:

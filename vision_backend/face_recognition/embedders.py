@@ -20,10 +20,17 @@ from vision_backend.imageops import l2_normalise
 from vision_backend.model import Model, Param
 
 
-def _threshold(default: float) -> Param:
-    return Param("threshold", "Same-person distance threshold", default, 0.1, 1.4, 0.01,
-                 help="Embeddings are unit vectors: distance 0 = identical, about 1.4 = unrelated. "
-                      "The default is the best threshold measured on LFW.")
+def _threshold(default: float, margin: float) -> tuple[Param, ...]:
+    """The same-person threshold, the uncertain band around it and the smallest face worth naming."""
+    return (Param("threshold", "Same-person distance threshold", default, 0.1, 1.4, 0.01,
+                  help="Embeddings are unit vectors: distance 0 = identical, about 1.4 = unrelated. "
+                       "The default is the best threshold measured on LFW."),
+            Param("margin", "Uncertain within ± of the threshold", margin, 0.0, 0.3, 0.01,
+                  help="Near the threshold true matches and strangers overlap (on LFW: matches 0.26-0.40, strangers "
+                       "0.44-0.55 with dlib): a face this close to the line is shown as uncertain, not named."),
+            Param("min_named_face", "Smallest face to name (px)", 48, 0, 200, 4, in_photo_pixels=True,
+                  help="A smaller face is blown up to the network's input and its embedding is unreliable: it is "
+                       "shown as too small to tell, never named."))
 
 
 class FaceEmbedder(Model):
@@ -47,6 +54,10 @@ class FaceEmbedder(Model):
     def threshold(self) -> float:
         return float(self.param("threshold").default)
 
+    @property
+    def margin(self) -> float:
+        return float(self.param("margin").default)
+
 
 class DlibResNet(FaceEmbedder):
     """dlib's ResNet-29: faces aligned on 5 landmarks into 150x150 chips, 128 numbers each."""
@@ -62,7 +73,7 @@ class DlibResNet(FaceEmbedder):
         licence="CC0 (dlib models)", input="150x150 aligned chip (5 landmarks)", preprocessing="dlib.get_face_chip",
         params=5_585_280, accuracy="LFW 99.38% (dlib)",
     )
-    params = (_threshold(0.42),)
+    params = _threshold(0.42, 0.03)
     dimensions = 128
 
     def load(self) -> Any:
@@ -96,7 +107,7 @@ class VGGFace2(FaceEmbedder):
         params=23_561_152, accuracy="VGGFace2 paper: IJB-B TAR 0.671 at FAR 1e-5 (ResNet50)",
         note="keras-vggface publishes no hash.",
     )
-    params = (_threshold(0.9),)
+    params = _threshold(0.9, 0.05)
     dimensions = 2048
 
     def load(self) -> Any:
