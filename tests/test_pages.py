@@ -208,3 +208,23 @@ def test_settings_stay_put_across_page_switches() -> None:
     assert app.slider(key="fd:viola_jones:scale_factor").value == 1.1
     assert app.slider(key="fd:yunet:score_threshold").value == 0.5
     assert app.multiselect(key="fd_chosen").value == ["yunet", "viola_jones"]
+
+
+def stray_strings(path) -> list[str]:
+    """The text of every string that stands alone on a line of a page's module (bar its docstring): what
+    Streamlit's "magic" would write to the page."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return [node.value.value.strip().splitlines()[0] for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            and node is not tree.body[0] and node.value.value.strip()]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_shows_text_no_widget_wrote(page: str) -> None:
+    """Magic is off (.streamlit/config.toml): the strings documenting a page's constants and functions never show."""
+    app = start(page)
+    shown = "\n".join(m.value for m in app.markdown) + "\n".join(c.value for c in app.caption)
+    strays = [s for s in stray_strings(ROOT / page) if len(s) > 20]
+    assert [s for s in strays if s in shown] == [], "a docstring is shown in the page"
