@@ -49,6 +49,9 @@ TARGETS: tuple[tuple[str, str, float, int], ...] = (
     ("batch_classify_vs_raw", "<=", 1.1, 20),
     ("save_model_kill9_trials", ">=", 10, 24), ("save_model_kill9_mixed", "<=", 0, 24),
     ("save_model_kill9_leftover_tmp", "<=", 0, 24),
+    ("postgres_vs_sqlite_enrol_ratio", "<=", 2, 28), ("s3_vs_folder_import_ratio", "<=", 2, 28),
+    ("postgres_kill9_trials", ">=", 10, 28), ("postgres_kill9_lost", "<=", 0, 28), ("postgres_kill9_orphans", "<=", 0, 28),
+    ("s3_kill9_trials", ">=", 10, 28), ("s3_kill9_lost", "<=", 0, 28), ("s3_kill9_orphans", "<=", 0, 28),
 )
 """The issues' targets, checked against each figure's latest full run."""
 

@@ -282,7 +282,6 @@ from vision_backend import models, samples
 from vision_backend.classification import CLASSIFIERS
 from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
 from vision_backend.face_detection import DETECTORS as FACES
-from vision_backend.face_recognition import EMBEDDERS
 from vision_backend.face_recognition.recognise import analyse
 from vision_backend.object_detection import DETECTORS as OBJECTS
 from vision_backend.small_cnn import data, networks, training
@@ -299,8 +298,8 @@ for detector in [*FACES.values(), *OBJECTS.values()]:
     if detector.ready():
         detector.detect(photo)
 space = Workspace.local()
-faces = analyse(EMBEDDERS["dlib_resnet_face"], photo)
-space.gallery().enrol("Someone", "dlib_resnet_face", [(faces.vectors[0], faces.crops[0], "two_people.jpg")])
+faces = analyse(models.default("embed"), photo)
+space.gallery().enrol("Someone", models.default("embed").name, [(faces.vectors[0], faces.crops[0], "two_people.jpg")])
 project = space.project("flows")
 rng = np.random.default_rng(0)
 for label in ("a", "b"):
@@ -310,9 +309,9 @@ for label in ("a", "b"):
         project.add_example(label, buffer.getvalue(), f"{label}{i}.png")
 trained = head.train_project(project, MOBILENET_V2, head.HeadSettings(epochs=3))
 model = export.export_model(MOBILENET_V2, trained)
-path = project.save_model("flows", model, {"classes": trained.names})
-keras_to_onnx(model, path.with_suffix(".onnx"))
-keras_to_tflite(model, path.with_suffix(".tflite"))
+saved = project.save_model("flows", model, {"classes": trained.names})
+export.converted(saved, "onnx", project.derived / "exports", keras_to_onnx)
+export.converted(saved, "tflite", project.derived / "exports", keras_to_tflite)
 (x, y), _ = data.load("mnist_t10k")
 cnn = networks.build("deck")
 training.train(cnn, x[:500], y[:500], epochs=1)

@@ -117,6 +117,10 @@ class SQLiteCatalogue(Catalogue):
     def unique_violation(self, error: BaseException) -> bool:
         return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
 
+    def tables(self) -> list[str]:
+        return [t for (t,) in self.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                        "'sqlite!_%' ESCAPE '!' ORDER BY name")]
+
     def integrity(self) -> str:
         return self.rows("PRAGMA integrity_check")[0][0]
 
@@ -152,6 +156,15 @@ class LocalStore(Store):
             return []
         return sorted(p.name for p in folder.iterdir()
                       if not p.name.startswith(".") and (p / f"{name}.sqlite").is_file())
+
+    def catalogues(self, prefix: str = "") -> list[tuple[str, str]]:
+        """Every ``NAME.sqlite`` at or under the prefix's folder (folders starting with a dot are not scopes)."""
+        found = []
+        for path in self.folder(prefix).rglob("*.sqlite") if self.folder(prefix).is_dir() else ():
+            parts = path.relative_to(self.root).parts
+            if path.is_file() and not any(part.startswith(".") for part in parts):
+                found.append(("/".join(parts[:-1]), path.stem))
+        return sorted(found)
 
     def remove(self, scope: str) -> None:
         """The folder renamed away first (one atomic step: it is gone for every reader), then deleted."""

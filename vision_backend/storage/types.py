@@ -57,6 +57,14 @@ class Catalogue(ABC):
     def unique_violation(self, error: BaseException) -> bool:
         """True when ``error`` is this engine's "that value is taken" (a UNIQUE constraint)."""
 
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """The names of its tables, sorted (an export checks that it copies every one)."""
+
+    def continue_ids(self, db: Transaction, table: str) -> None:
+        """After rows were copied into ``table`` with their own ids, make new rows' ids follow them (SQLite's
+        ``INTEGER PRIMARY KEY`` does so by itself)."""
+
     def rename(self, sql: str, args: Sequence[Any], taken: str) -> None:
         """One renaming ``UPDATE`` in its own transaction; a name already in use raises :class:`NameTaken`
         with ``taken`` (the person's words), never the engine's own error."""
@@ -140,6 +148,10 @@ class Store(ABC):
     @abstractmethod
     def children(self, parent: str, name: str) -> list[str]:
         """The names of the scopes right under ``parent`` that hold a catalogue called ``name``, sorted."""
+
+    @abstractmethod
+    def catalogues(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(scope, name) of every catalogue at or under ``prefix``, sorted: what a whole copy must carry."""
 
     @abstractmethod
     def remove(self, scope: str) -> None:
