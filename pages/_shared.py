@@ -129,6 +129,13 @@ def ensure_ready(card: ModelCard) -> bool:
     return False
 
 
+def timing(meta: dict) -> str:
+    """``in 41 ms``: the model's own time, and apart from it the time waited for other visitors' calls."""
+    text = f"in {meta.get('ms', 0):.0f} ms"
+    wait = meta.get("wait_ms", 0)
+    return text + (f" (and {wait:.0f} ms waiting for other visitors' turns)" if wait >= 20 else "")
+
+
 def licence_note(card: ModelCard, detail: str = "") -> None:
     """The card's title and licence under a model choice; a copyleft licence gets a plain-words warning."""
     st.caption(f"{card.title} · licence **{card.licence}**{detail}")

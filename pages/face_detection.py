@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._shared import (current_photo, current_settings, ensure_ready, guarded_fragment, keep, param_widgets,
-                           photo_cache, start_page, tabbed)
+                           photo_cache, start_page, tabbed, timing)
 from vision_backend import drawing
 from vision_backend.detections import Detections
 from vision_backend.face_detection import DETECTORS, MTCNN, ViolaJones
@@ -61,7 +61,7 @@ def detector_column(name: str, photo: np.ndarray) -> None:
         return
     found = detected(photo, name, settings)
     st.image(annotated(photo, found, name), width="stretch")
-    st.caption(f"{detector.title}: {len(found)} face(s) in {found.meta['ms']:.0f} ms (box label: "
+    st.caption(f"{detector.title}: {len(found)} face(s) {timing(found.meta)} (box label: "
                f"{detector.score_label}, {detector.score_help})")
 
 

@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages._shared import (current_photo, guarded_fragment, keep, licence_note, param_widgets, photo_cache, ready_model,
-                           start_page, tabbed)
+                           start_page, tabbed, timing)
 from vision_backend import drawing, models
 from vision_backend.detections import Detections
 from vision_backend.intake import encode_png
@@ -148,7 +148,7 @@ def detect_tab(name: str, photo: np.ndarray) -> None:
     left, right = st.columns([3, 2])
     left.image(annotated, width="stretch")
     size = f" (input {found.meta['input']})" if "input" in found.meta else ""
-    left.caption(f"{detector.title}: {len(shown)} object(s) shown of {len(found)} found in {found.meta['ms']:.0f} ms"
+    left.caption(f"{detector.title}: {len(shown)} object(s) shown of {len(found)} found {timing(found.meta)}"
                  f"{size}. Box label: the class and the model's confidence, 0 to 1, that the box holds it; boxes "
                  "under the score threshold are not shown.")
     with right:

@@ -67,3 +67,50 @@ def test_every_registered_model_is_complete() -> None:
             assert param.label and param.coerce(param.default) == param.default, (name, param.name)
         for preset in model.presets.values():
             model.settings(preset)  # every preset names real settings with allowed values
+
+
+class Busy(Model):
+    """An engine that keeps state: one call at a time on each; each call takes 0.3 s."""
+
+    card = ModelCard(name="busy", title="Busy model", task="test", licence="none", source="package", package="numpy")
+    pool_size = 2
+    queue_limit = 1
+    built = 0
+
+    def load(self):
+        type(self).built += 1
+        return {"in use": threading.Lock()}
+
+    def call(self) -> float:
+        with self.using() as engine:
+            assert engine["in use"].acquire(blocking=False), "one call at a time on one engine"
+            time.sleep(0.3)
+            engine["in use"].release()
+        return time.perf_counter()
+
+
+def test_calls_that_overlap_run_side_by_side_on_a_pool_of_engines() -> None:
+    """Two visitors at once: a second engine is built and both calls run together (0.3 s, not 0.6 s); a third
+    waits its turn; a fourth, with the queue full, is told at once that the model is busy."""
+    from vision_backend.errors import Busy as BusyError
+
+    model = Busy()
+    started = time.perf_counter()
+    ends, errors = [], []
+
+    def visit() -> None:
+        try:
+            ends.append(model.call() - started)
+        except BusyError as error:
+            errors.append((time.perf_counter() - started, str(error)))
+
+    threads = [threading.Thread(target=visit) for _ in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert Busy.built == 2 and model.pool().made == 2, "one engine a core, built as the calls overlapped"
+    assert sorted(round(e, 1) for e in ends)[:2] == [0.3, 0.3], "the first two ran side by side"
+    assert len(ends) == 3 and 0.55 < max(ends) < 0.9, "the third waited for a free engine"
+    assert len(errors) == 1 and errors[0][0] < 0.2 and "busy" in errors[0][1], "the fourth was told at once"

@@ -23,6 +23,7 @@ command line and the API read them from here.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any, Iterable, Iterator
 
 from vision_backend import engines
 from vision_backend.cards import ModelCard
+from vision_backend.engine_pool import EnginePool
 from vision_backend.errors import SettingError
 
 
@@ -122,14 +124,19 @@ class Model:
     warm: bool = False
     """Loaded as the server starts (a model most visits use), so a first visit does not wait for it."""
     per_worker: bool = True
-    """False where an engine is too costly to copy per worker thread (MTCNN's TensorFlow graphs, which use
-    every core anyway): workers then share the one engine under its lock."""
+    """False where an engine is too costly to copy per worker thread (a large Keras model): workers and visitors
+    then share the one engine, one call at a time."""
+    pool_size: int = 0
+    """Engines the pages' calls may use at once when the engine keeps state (0: one a core; see ``using``)."""
+    queue_limit: int = 16
+    """Calls that may wait for an engine before a new one is told the server is busy."""
 
     def __init__(self, **attributes: Any):
         for key, value in attributes.items():
             setattr(self, key, value)
         self._lock = threading.RLock()
         self._loaded: dict[Any, Any] = {}
+        self._pools: dict[Any, EnginePool] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -147,7 +154,7 @@ class Model:
 
     @property
     def lock(self) -> threading.RLock:
-        """The lock every call to the shared engine takes (unless ``concurrent``)."""
+        """The model's own lock (loading); a call holds an engine through :meth:`using` instead."""
         return self._lock
 
     def engines_loaded(self) -> bool:
@@ -178,13 +185,25 @@ class Model:
 
     @contextlib.contextmanager
     def using(self, variant: Any = None) -> Iterator[Any]:
-        """The engine object for one call: under the model's lock unless the engine is ``concurrent``."""
-        engine = self.runtime(variant)
+        """The engine object for one call: the shared one where the engine is ``concurrent`` (ONNX Runtime),
+        else one lent by the model's pool (a call at a time on each engine; callers on several engines side by
+        side, so a room of visitors uses every core)."""
         if self.concurrent:
-            yield engine
+            yield self.runtime(variant)
             return
-        with self._lock:
+        with self.pool(variant).take() as engine:
             yield engine
+
+    def pool(self, variant: Any = None) -> EnginePool:
+        """The pool of engines for ``variant``: the shared engine first, more (one thread each) as calls overlap,
+        up to ``pool_size`` (one a core by default; one where engines are not ``per_worker``)."""
+        variant = self.default_variant() if variant is None else variant
+        with self._lock:
+            if variant not in self._pools:
+                size = self.pool_limit(variant)
+                self._pools[variant] = EnginePool(self.runtime(variant), lambda: self.worker_engine(variant, 1),
+                                                  size, self.queue_limit, self.title)
+            return self._pools[variant]
 
     def worker_engine(self, variant: Any = None, threads: int = 1) -> Any:
         """An engine of this worker thread's own, built from the card's files (None: share :meth:`runtime`
@@ -209,9 +228,14 @@ class Model:
         with self.using(variant) as shared:
             yield shared
 
+    def pool_limit(self, variant: Any) -> int:
+        """How many engines of ``variant`` the pages may hold at once (one where engines are not copied)."""
+        return (self.pool_size or os.cpu_count() or 1) if self.per_worker else 1
+
     def unload(self) -> None:
         with self._lock:
             self._loaded.clear()
+            self._pools.clear()
 
     # ---- parameters ------------------------------------------------------------------------
     def param(self, name: str) -> Param:

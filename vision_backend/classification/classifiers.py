@@ -222,6 +222,10 @@ class KerasApplication(ImageNetClassifier):
     def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
         return self.scaling(np.stack([resize_square(i, self.size) for i in images]))
 
+    def pool_limit(self, variant: Any) -> int:
+        """One Keras model at a time (VGG16 alone is 528 MB); its ONNX conversion may have one a core."""
+        return 1 if variant == "keras" else super().pool_limit(variant)
+
     def keras_model(self) -> Any:
         return self.runtime("keras").model
 

@@ -294,7 +294,6 @@ class MTCNN(Detector):
     needs = ("tensorflow", "mtcnn")
     group = "face detector"
     warm = True
-    per_worker = False  # three TensorFlow graphs, costly to copy, already on every core
 
     card = ModelCard(
         name="mtcnn", title="MTCNN (P-Net, R-Net, O-Net)", task="face detection + 5 landmarks", source="package",
