@@ -123,10 +123,17 @@ def ensure_ready(card: ModelCard) -> bool:
     bar.empty()
     if outcome is not None and outcome.ok and card.ready():
         return True
-    reason = outcome.message if outcome is not None else "it has no public download here"
+    reason = outcome.message if outcome is not None else "it has no public download"
     st.warning(f"**{card.title}** is not on this machine: {reason}", icon=":material/download:")
-    st.code(card.how_to_get(), language="bash")
+    how_to_get(card)
     return False
+
+
+def how_to_get(card: ModelCard) -> None:
+    """The command that gets a card's files (wrapped, never cut at the page's edge), and how without the internet."""
+    st.code(card.how_to_get(), language="bash", wrap_lines=True)
+    if card.downloadable() and card.source != "package":
+        st.caption(f"Without the internet: {card.offline_hint()}.")
 
 
 def timing(meta: dict) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._cards import get_everything
-from pages._shared import ensure_ready, friendly_errors, start_page
+from pages._shared import ensure_ready, friendly_errors, how_to_get, start_page
 from vision_backend import measured, models
 from vision_backend.cards import AssetFile, ModelCard
 
@@ -78,7 +78,7 @@ def get_it(card: ModelCard) -> None:
     """Missing: the one line that gets it, and a button where it has a public download."""
     if card.ready():
         return
-    st.code(card.how_to_get(), language="bash")
+    how_to_get(card)
     size = card.download_size()
     if card.downloadable() and st.button(f"Get it ({megabytes(size)})" if size else "Get it", key=f"get:{card.name}",
                                          icon=":material/download:"):

@@ -153,7 +153,7 @@ def missing_models() -> None:
     missing = [c for c in CLASSIFIERS.values() if not c.ready()]
     if missing:
         with st.expander(f"{len(missing)} more model(s) where the internet is"):
-            st.code("\n".join(c.card.how_to_get() for c in missing), language="bash")
+            st.code("\n".join(c.card.how_to_get() for c in missing), language="bash", wrap_lines=True)
 
 
 def compare_tab(photo: np.ndarray) -> None:

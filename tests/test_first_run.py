@@ -86,9 +86,12 @@ def test_status_on_an_empty_cache_lists_every_card_and_how_to_get_it(tmp_path: P
         row = next(i for i, line in enumerate(lines) if line.split()[:1] == [card.name])
         if card.source == "package":
             assert " ready " in lines[row], lines[row]
-        else:
+        elif all(f.url or f.build for f in card.files):
             assert "missing" in lines[row] and lines[row + 1].strip().startswith(
                 f"-> python -m vision_backend.models fetch {card.name}"), lines[row:row + 2]
+        else:  # no public download: never offered to fetch, told how to seed it, naming its files
+            assert "missing" in lines[row] and "fetch" not in lines[row + 1] and "seed FOLDER" in lines[row + 1] \
+                and all(name in lines[row + 1] for name in card.file_names()[:4]), lines[row:row + 2]
     ready = sum(c.source == "package" for c in models.cards())
     assert lines[-1].startswith(f"{ready} of {len(models.cards())} ready"), lines[-1]
 

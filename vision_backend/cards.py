@@ -19,7 +19,14 @@ from typing import Callable
 from vision_backend.errors import ModelMissingError
 from vision_backend.paths import keras_home
 
-SEED_HINT = "python -m vision_backend.models seed ../shared/models ../shared/data"
+SEED = "python -m vision_backend.models seed FOLDER"
+
+
+def seed_hint(names: list[str]) -> str:
+    """How a file gets here without the internet: any folder holding it (a colleague's copy, a USB stick, a
+    team's shared folder of real files), then ``seed``, which checks each file's hash before copying it."""
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f"put {shown} in a folder and run `{SEED}` (it checks each file's hash)"
 KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
@@ -81,6 +88,8 @@ class ModelCard:
     seedable: bool = False
     """True where a copy is in the team's shared folder (so ``seed`` can get it offline)."""
     note: str = ""
+    offline: str = ""
+    """How to get it without the internet where that is not "copy its files and seed them" (a Debian package)."""
 
     def package_dir(self) -> Path | None:
         spec = importlib.util.find_spec(self.package) if self.package else None
@@ -121,14 +130,25 @@ class ModelCard:
         return sum(f.size or 0 for f in self.files if not f.present())
 
     def how_to_get(self) -> str:
+        """The one command that gets it (downloading where it has a public address), for a code box."""
         if self.source == "package":
             return "pip install -r requirements.txt"
-        fetch = f"python -m vision_backend.models fetch {self.name}"
-        if self.seedable:
-            return f"{fetch}   (no internet: {SEED_HINT})"
         if self.downloadable():
-            return f"{fetch}   (needs the internet)"
-        return "no public download; see the card"
+            return f"python -m vision_backend.models fetch {self.name}"
+        names = self.file_names()
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return self.offline or f"{SEED}   # no public download: first put {shown} in FOLDER"
+
+    def offline_hint(self) -> str:
+        """How to get it on a machine without the internet, in a sentence a newcomer can act on."""
+        if self.source == "package":
+            return "install the requirements from a machine that reaches PyPI"
+        return self.offline or seed_hint(self.file_names())
+
+    def file_names(self) -> list[str]:
+        """The names of its files still missing (all of them when none is), folders with a slash."""
+        names = [f.name + ("/" if f.is_tree else "") for f in self.files if not f.present()]
+        return names or [f.name for f in self.files]
 
     def status(self) -> str:
         if self.ready():

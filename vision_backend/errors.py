@@ -75,7 +75,7 @@ class ModelMissingError(UserError, FileNotFoundError):
         self.card = card
         self.missing_files = missing
         super().__init__(f"{card.title} is not on this machine: missing {', '.join(missing)}. "
-                         f"Get it with: {card.how_to_get()}")
+                         f"Get it with: {card.how_to_get()} (without the internet: {card.offline_hint()})")
 
 
 class FetchError(UserError, RuntimeError):

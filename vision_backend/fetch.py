@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from vision_backend.errors import FetchError, HashMismatch
-from vision_backend.cards import SEED_HINT, AssetFile, ModelCard, file_digest, hash_matches
+from vision_backend.cards import AssetFile, ModelCard, file_digest, hash_matches, seed_hint
 from vision_backend.storage import atomic_path
 
 Progress = Callable[[int, int | None], None]
@@ -64,7 +64,8 @@ def download(url: str, target: Path, expected_hash: str | None = None, progress:
     ``VISION_LAB_OFFLINE=1`` (an air-gapped machine, or a test run that must not download) says so at once.
     """
     if os.environ.get("VISION_LAB_OFFLINE") == "1":
-        raise FetchError(f"no internet (VISION_LAB_OFFLINE=1): copy {target.name} to {target}, or run `{SEED_HINT}`")
+        raise FetchError(f"no internet (VISION_LAB_OFFLINE=1): copy {target.name} to {target}, or "
+                         f"{seed_hint([target.name])}")
     for attempt in range(1, retries + 1):
         try:
             with atomic_path(target) as temp:
@@ -88,7 +89,7 @@ def download(url: str, target: Path, expected_hash: str | None = None, progress:
 
 def _failure(url: str, target: Path, error: BaseException) -> FetchError:
     if _offline(error):
-        return FetchError(f"no internet: copy {target.name} to {target}, or run `{SEED_HINT}`")
+        return FetchError(f"no internet: copy {target.name} to {target}, or {seed_hint([target.name])}")
     return FetchError(f"could not download {url}: {error}")
 
 
@@ -131,14 +132,16 @@ def fetch_file(asset: AssetFile, progress: Progress | None = None) -> None:
     elif asset.url:
         download(asset.url, asset.local, asset.file_hash, progress)
     else:
-        raise FetchError(f"no public download of {asset.name}: copy it to {asset.local}, or run `{SEED_HINT}`")
+        raise FetchError(f"no public download of {asset.name}: copy it to {asset.local}, or "
+                         f"{seed_hint([asset.name])}")
 
 
 def _build_tree(asset: AssetFile, progress: Progress | None) -> None:
     """A folder tree built from public downloads in a staging folder, every file checked against the
     tree's manifest, then renamed into place whole."""
     if asset.build is None:
-        raise FetchError(f"no public download of {asset.name}: copy it to {asset.local}, or run `{SEED_HINT}`")
+        raise FetchError(f"no public download of {asset.name}: copy it to {asset.local}, or "
+                         f"{seed_hint([asset.name])}")
     staging = asset.local.with_name(f".{asset.local.name}.{os.getpid()}.building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -158,7 +161,7 @@ def _build_tree(asset: AssetFile, progress: Progress | None) -> None:
     except FetchError as error:
         if str(error).startswith("no internet"):  # name the folder, not a file of the staging folder
             raise FetchError(f"no internet: copy the folder {asset.name} to {asset.local}, "
-                             f"or run `{SEED_HINT}`") from None
+                             f"or {seed_hint([asset.name + '/'])}") from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -184,7 +187,8 @@ def fetch(cards: Iterable[ModelCard], log: Callable[[str], None] = print) -> lis
     for card in cards:
         if card.source != "cache" or card.ready():
             continue
-        log(f"fetching {card.name} ({card.download_size() / 1e6:.1f} MB, {card.licence})")
+        size = card.download_size()
+        log(f"fetching {card.name} ({f'{size / 1e6:.1f} MB' if size else 'size not published'}, {card.licence})")
         outcome = ensure(card)
         log(f"  {'ok' if outcome.ok else 'failed'}: {card.name}" + (f" — {outcome.message}" if outcome.message else ""))
         outcomes.append(outcome)
