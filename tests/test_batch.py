@@ -7,11 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ROOT, require_real
 from vision_backend import models, samples
@@ -252,10 +254,68 @@ def test_resume_skips_photos_already_in_the_output(real_model, folder: Path, tmp
     assert {r["path"] for r in rows} == set(paths) and len(rows) == len(rows_of(tasks.Faces(), paths))
 
 
+def test_resume_does_again_a_photo_whose_rows_were_cut_short(real_model, staged: Path, tmp_path: Path) -> None:
+    """A run killed between a photo's rows (its count says 3 faces, 2 rows are there): the photo is not done."""
+    path = str(staged / "group_3faces.jpg")
+    out = tmp_path / "faces.jsonl"
+    task = tasks.Faces().resolve([path])
+    with open_writer(out, task.columns(), count=task.count) as writer:
+        run_local(task, [path], writer.write, progress=False)
+    rows = read_rows(out)
+    assert len(rows) == rows[0]["faces"] == 3
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))  # the third row never written
+    with open_writer(out, task.columns(), resume=True, count=task.count) as writer:
+        assert writer.done == set(), "two rows of three: the photo is done again"
+        run_local(task, [path], writer.write, progress=False)
+    assert len(read_rows(out)) == 3, "whole, once"
+
+
+def test_a_parquet_run_killed_half_way_is_resumed_not_started_over(real_model, folder: Path, tmp_path: Path) -> None:
+    paths = expand([folder])
+    out = tmp_path / "faces.parquet"
+    task = tasks.Faces().resolve(paths)
+    writer = open_writer(out, task.columns(), count=task.count)
+    run_local(task, paths[:3], writer.write, batch_size=1, progress=False)  # then killed: close() never runs
+    assert not out.exists() and len(list(writer.parts.glob("part-*.parquet"))) == 3
+    with open_writer(out, task.columns(), resume=True, count=task.count) as again:
+        assert again.done == set(paths[:3]), "the killed run's batches count"
+        run_local(task, [p for p in paths if p not in again.done], again.write, progress=False)
+    assert {r["path"] for r in read_rows(out)} == set(paths) and not writer.parts.exists()
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_photo_is_read(staged: Path, tmp_path: Path) -> None:
+    """The issue's case: embeddings into a folder that cannot be written were computed, then all lost."""
+    (tmp_path / "a file").write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write to"):
+        open_writer(tmp_path / "a file" / "faces.npy", tasks.Embed().columns())
+    started = time.perf_counter()
+    result = cli("embed", str(staged / "two_people.jpg"), "--out", str(tmp_path / "a file" / "faces.npy"))
+    assert result.returncode == 2 and "cannot write to" in result.stderr and "Traceback" not in result.stderr
+    assert time.perf_counter() - started < 60, "refused before the model is loaded and the photos read"
+
+
+def test_a_run_in_which_every_photo_failed_exits_1_and_frames_are_noted(staged: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a photo")
+    result = cli("faces", str(bad), "--out", str(tmp_path / "bad.csv"), "--quiet")
+    assert result.returncode == 1 and "0 done, 1 failed" in result.stdout, result.stdout
+    frames = tmp_path / "frames.gif"
+    photo = Image.open(staged / "obama_1.jpg")
+    photo.save(frames, save_all=True, append_images=[photo.rotate(90), photo.rotate(180)])
+    result = cli("faces", str(frames), str(bad), "--out", str(tmp_path / "frames.csv"), "--quiet")
+    assert result.returncode == 0, "some photos done: the run did its work"
+    rows = read_rows(tmp_path / "frames.csv")
+    assert rows[0]["note"].endswith("uses frame 1 of 3.") and "note" not in rows[-1]
+
+
 # ---- the command line ---------------------------------------------------------------------------------
+UMASK = 0o022
+"""The umask the command line runs under in these tests (the usual one: new files 0644)."""
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vision_backend", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, preexec_fn=lambda: os.umask(UMASK))
 
 
 def test_cli_help_shows_examples() -> None:
@@ -277,6 +337,8 @@ def test_cli_faces_with_blur_writes_copies_only_inside_the_folder(real_model, st
     after = sorted(p for p in tmp_path.rglob("*") if p not in before)
     assert set(after) == set(written) | {tmp_path / "faces.csv", tmp_path / "blurred", tmp_path / "blurred" / "more"}
     assert tmp_path / "blurred" / "more" / "group_3faces.png" in written, "the folder layout is mirrored"
+    assert {oct(p.stat().st_mode & 0o777) for p in [*written, tmp_path / "faces.csv"]} == {oct(0o666 & ~UMASK)}, \
+        "files written for a person follow the umask (mkstemp's 0600 would hide them from everyone else)"
     rows = [r for r in read_rows(tmp_path / "faces.csv") if r["path"].endswith("group_3faces.png")]
     copy = read_image_file(tmp_path / "blurred" / "more" / "group_3faces.png")
     inside = np.zeros(photo.shape[:2], bool)

@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     photos = photos_of(args)
     task = make_task(args).resolve(photos)
-    with open_writer(args.out, task.columns(), args.resume) as writer:
+    with open_writer(args.out, task.columns(), args.resume, task.count) as writer:
         todo = [p for p in photos if p not in writer.done]
         options = dict(batch_size=args.batch_size, progress=not args.quiet, skipped=len(photos) - len(todo))
         if args.ray is None:
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                               cpus_per_actor=args.cpus_per_actor, **options)
     print(summary.text())
     print(f"rows in {args.out}")
-    return 0
+    return 1 if summary.photos and summary.failed == summary.photos else 0  # nothing done: a script must know
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,8 @@ class Decoded:
     width: int = 0
     height: int = 0
     """The photo's own size, the right way up."""
+    note: str = ""
+    """What the person should know about the decoding ("“a.gif” has 3 frames; Vision Lab uses frame 1 of 3")."""
 
 
 def read_bytes(path: str) -> bytes:
@@ -54,8 +56,8 @@ def decode(data: bytes, name: str, wanted: Wanted | None = None) -> Decoded:
     drafted = _drafted(data, wanted) if wanted else None
     if drafted is not None:
         return drafted
-    image = intake.read_image(data, name)
-    return Decoded(image, 1.0, image.shape[1], image.shape[0])
+    photo = intake.read_photo(data, name)
+    return Decoded(photo.image, 1.0, photo.image.shape[1], photo.image.shape[0], photo.note)
 
 
 def _drafted(data: bytes, wanted: Wanted) -> Decoded | None:

@@ -55,6 +55,7 @@ class Photo:
     size: tuple[int, int] = (0, 0)
     blob: Any = None
     error: str = ""
+    note: str = ""
 
 
 Result = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -126,11 +127,12 @@ class Task:
         return []
 
     def columns(self) -> list[Column]:
-        """Every column a row can have, in order: ``path`` first, ``error`` last."""
+        """Every column a row can have, in order: ``path`` first, ``note`` (which frame of an animation was used)
+        and ``error`` last."""
         detections = self.detection_columns()
         if detections:
             detections = detections if self.per == "detection" else [Column("detections", "json")]
-        return [Column("path"), *self.photo_columns(), *detections, Column("error")]
+        return [Column("path"), *self.photo_columns(), *detections, Column("note"), Column("error")]
 
     # ---- where the work runs -------------------------------------------------------------------
     def load(self) -> None:
@@ -191,7 +193,7 @@ class Task:
         name = Path(path).name
         try:
             decoded = decode(read_bytes(path), name, self.wanted if self.draft else None)
-            photo = Photo(path, decoded.image, decoded.scale, (decoded.width, decoded.height))
+            photo = Photo(path, decoded.image, decoded.scale, (decoded.width, decoded.height), note=decoded.note)
             photo.blob = self.prepare(photo)
             return photo
         except UserError as error:
@@ -206,8 +208,9 @@ class Task:
         rows: list[dict[str, Any]] = []
         for photo in photos:
             outcome = results.get(id(photo), photo.error)
-            rows += [{"path": photo.path, "error": outcome}] if isinstance(outcome, str) else \
+            shaped = [{"path": photo.path, "error": outcome}] if isinstance(outcome, str) else \
                 self.shape(photo.path, *outcome)
+            rows += [{**row, "note": photo.note} for row in shaped] if photo.note else shaped
             photo.image = photo.blob = None
         return rows
 
@@ -589,15 +592,17 @@ class Recognize(Embed):
         return self
 
     def detection_columns(self) -> list[Column]:
-        return [Column("face", "int"), Column("name"), Column("distance", "float"), Column("nearest"), *BOX_COLUMNS]
+        return [Column("face", "int"), Column("name"), Column("verdict"), Column("distance", "float"),
+                Column("nearest"), *BOX_COLUMNS]
 
     def embedded(self, photo: Photo) -> Result:
-        from vision_backend.face_recognition.recognise import recognise
+        from vision_backend.face_recognition.recognise import recognise_faces
 
         faces = self.analysed(photo)
-        matches = recognise(faces.vectors, self.names, self.enrolled, self.settings["threshold"])
-        rows = [{"face": i + 1, "name": m.name, "distance": round(m.distance, 3), "nearest": m.nearest,
-                 **box_fields(r)} for i, (m, r) in enumerate(zip(matches, faces.detections.to_records()))]
+        matches = recognise_faces(faces, self.names, self.enrolled, self.settings)
+        rows = [{"face": i + 1, "name": m.name, "verdict": m.verdict, "distance": round(m.distance, 3),
+                 "nearest": m.nearest, **box_fields(r)}
+                for i, (m, r) in enumerate(zip(matches, faces.detections.to_records()))]
         return {"model": self.model, "faces": len(faces)}, rows
 
 
