@@ -282,6 +282,7 @@ def photo_source(where: Any = None) -> None:
     The choice lands in ``st.session_state.photo`` as ``(name, rgb array)`` so one photo
     flows through every topic; a bad upload leaves the previous photo in place.
     """
+    st.session_state.pop("photo_refused", None)  # set again below while the uploader holds a refused file
     with where or st.sidebar:
         st.subheader("Your photo")
         sources = ["Sample", "Upload", "Camera"] + (["Live snapshot"] if "live_snapshot" in st.session_state else [])
@@ -307,7 +308,8 @@ def photo_source(where: Any = None) -> None:
                     if photo.note:
                         st.info(photo.note, icon=":material/filter_frames:")
                 except ImageIntakeError as error:
-                    st.error(str(error), icon=":material/broken_image:")
+                    st.error(literal(str(error)), icon=":material/broken_image:")
+                    st.session_state.photo_refused = upload.name
         name, image = current_photo()
         st.image(preview(image, 800), caption=f"{samples.title(name)} · {image.shape[1]}x{image.shape[0]}",
                  width="stretch")
@@ -369,6 +371,9 @@ def start_page(title: str, caption: str) -> None:
         st.rerun()
     st.title(title)
     st.caption(caption)
+    if refused := st.session_state.get("photo_refused"):
+        st.warning(f"“{literal(refused)}” could not be used (the sidebar says why): what this page shows is still "
+                   f"for the photo before, “{literal(samples.title(current_photo()[0]))}”.", icon=":material/history:")
 
 
 # ---- the person's workspace ------------------------------------------------------------------------

@@ -115,6 +115,7 @@ def demo_button(space: Workspace, existing: list[str]) -> None:
 def label_tab(project: Project, photo_name: str, photo: np.ndarray) -> None:
     for text in st.session_state.pop("tl_flash", []):
         st.toast(text)
+    refused_uploads()
     counts = project.counts()
     st.markdown(f"**{literal(project.name)}**: {len(counts)} classes, {sum(counts.values())} examples "
                 "(stored on this machine; a restart loses nothing).")
@@ -173,7 +174,10 @@ def zip_import(project: Project) -> None:
         if archive is not None and st.button("Import", key="tl_zip_go"):
             try:
                 notes: list[str] = []
-                st.session_state.tl_zip_result = (*project.import_zip(archive, notes), notes)
+                bar = st.progress(0.0, "Reading the archive…")
+                result = project.import_zip(archive, notes, lambda done, total: bar.progress(
+                    done / max(total, 1), f"Checked and stored {done:,} of {total:,} entries"))
+                st.session_state.tl_zip_result = (*result, notes)
             except ArchiveError as error:
                 st.error(f"{archive.name}: {error}", icon=":material/folder_zip:")
                 return
@@ -198,19 +202,28 @@ def class_expander(project: Project, label: str, classes: list[str]) -> None:
             then_rerun()
 
 
+def refused_uploads() -> None:
+    """What the last upload did not add and why, at the top of the tab where it cannot be missed (a class's panel
+    folds away once it has photos)."""
+    if refused := st.session_state.pop("tl_refused", None):
+        label, skipped, notes = refused
+        if skipped:
+            st.warning(f"**{len(skipped)} photo(s) not added to {literal(label)}:**", icon=":material/warning:")
+            skipped_list(skipped)
+        notes_list(notes)
+
+
 def add_uploads(project: Project, label: str) -> None:
-    if skipped := st.session_state.pop(f"tl_skipped_{label}", None):
-        skipped_list(skipped)
-    notes_list(st.session_state.pop(f"tl_notes_{label}", []))
     version = st.session_state.get(f"tl_up_version_{label}", 0)  # a new uploader once its photos are in
     uploads = st.file_uploader(f"Add photos to {literal(label)}", type=UPLOAD_TYPES, accept_multiple_files=True,
                                key=f"tl_up_{label}_{version}")
     if uploads and st.button(f"Add {len(uploads)} photo(s)", key=f"tl_up_go_{label}"):
         notes: list[str] = []
         added, skipped = project.add_examples(label, ((u.name, u.getvalue()) for u in uploads), notes)
-        st.session_state[f"tl_skipped_{label}"], st.session_state[f"tl_notes_{label}"] = skipped, notes
+        st.session_state.tl_refused = (label, skipped, notes)
         st.session_state[f"tl_up_version_{label}"] = version + 1
-        flash(f"Added {added} photo(s) to {literal(label)}")
+        flash(f"Added {added} photo(s) to {literal(label)}" + (f"; {len(skipped)} not added: see why above"
+                                                               if skipped else ""))
         then_rerun()
 
 

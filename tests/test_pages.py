@@ -111,9 +111,14 @@ def test_bad_upload_shows_a_message_and_keeps_the_photo(page: str) -> None:
     app.sidebar.file_uploader(key="photo_upload").upload("holiday.jpg", BAD_FILES["truncated_half.jpg"], "image/jpeg")
     app.run()
     assert not app.exception
-    messages = [e.value for e in app.sidebar.error]
+    messages = [plain(e.value) for e in app.sidebar.error]
     assert messages and "holiday.jpg" in messages[0] and "truncated or corrupt" in messages[0]
     assert app.session_state.photo[0] == before, "the previous photo is kept"
+    notice = [plain(w.value) for w in app.main.warning if "could not be used" in w.value]
+    assert notice and "holiday.jpg" in notice[0] and "still for the photo before" in notice[0], \
+        "the page says its results are the previous photo's, not the refused one's"
+    app.sidebar.radio(key="photo_source").set_value("Sample").run()
+    assert not [w for w in app.main.warning if "could not be used" in w.value], "gone once another photo is picked"
 
 
 @pytest.mark.slow

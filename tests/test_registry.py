@@ -87,11 +87,12 @@ def test_seed_tells_fashion_mnist_from_mnist_by_hash(empty_cache: Path) -> None:
     if not debian.is_dir():
         require_real("fashion_mnist")  # fails under VISION_REQUIRE_WEIGHTS=1
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
-    models.seed([SHARED / "data", debian], log=lambda _: None)
+    shared = require_shared()  # a newcomer's clone may have Debian's files and no team folder beside it
+    models.seed([shared / "data", debian], log=lambda _: None)
     fashion = models.card("fashion_mnist").files[3].local
     digits = models.card("mnist_t10k").files[0].local
     assert fashion.read_bytes() == (debian / "t10k-images-idx3-ubyte.gz").read_bytes()
-    assert digits.read_bytes() == (SHARED / "data/mnist-t10k/t10k-images-idx3-ubyte.gz").read_bytes()
+    assert digits.read_bytes() == (shared / "data/mnist-t10k/t10k-images-idx3-ubyte.gz").read_bytes()
 
 
 def test_status_command_prints_every_model() -> None:

@@ -106,6 +106,18 @@ def _entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_entry: int, room
     return Entry(label, path.name, data)
 
 
+def entry_count(source: bytes | BinaryIO) -> int:
+    """How many entries a ZIP lists (its central directory only: nothing is inflated), for a progress bar."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
+            return min(len(archive.infolist()), MAX_ENTRIES + 1)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ArchiveError(f"This is not a ZIP archive that can be read ({error}).") from None
+    finally:
+        if not isinstance(source, bytes):
+            source.seek(0)
+
+
 def class_images(source: bytes | BinaryIO, max_entries: int = MAX_ENTRIES, max_total: int = MAX_TOTAL_BYTES,
                  max_entry: int = MAX_BYTES) -> Iterator[Entry | Skipped]:
     """Every ``<class>/<image>`` entry of a ZIP as an :class:`Entry`, or a :class:`Skipped` with its reason."""
