@@ -1,4 +1,6 @@
-"""Pretrained CNNs: ImageNet top-5 on Keras, ONNX Runtime and LiteRT; many photos; compare models; Grad-CAM."""
+"""Pretrained CNNs: ImageNet top-5 on Keras, ONNX Runtime and LiteRT; many photos; compare models; where each
+classifier looked (Grad-CAM where there are gradients, occlusion and RISE on every engine, with deletion and
+insertion scores)."""
 
 from typing import Any
 
@@ -8,9 +10,10 @@ import plotly.express as px
 import streamlit as st
 
 from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_ready, guarded_fragment, keep, photo_cache,
-                           sample_photo, start_page, tabbed, workspace)
+                           preview, sample_photo, settings_widgets, start_page, tabbed, workspace)
 from vision_backend import drawing, models, samples
-from vision_backend.classification import CLASSIFIERS, Prediction, engine_title, engine_agreement, gradcam, imagenet
+from vision_backend.classification import (CLASSIFIERS, Prediction, engine_title, engine_agreement, gradcam, imagenet,
+                                           saliency)
 from vision_backend.intake import ImageIntakeError, encode_png
 from vision_backend.transfer import demo
 from vision_backend.transfer.bases import MOBILENET_V2
@@ -176,17 +179,22 @@ def compare_tab(photo: np.ndarray) -> None:
     missing_models()
 
 
-# ---- Grad-CAM ------------------------------------------------------------------------------------
+# ---- Where did it look? --------------------------------------------------------------------------
 IMAGENET_CAM = models.default("grad-cam").name
-"""The ImageNet Keras classifier Grad-CAM offers first (the one whose role it is: the smallest, fetched on first use)."""
+"""The ImageNet Keras classifier offered for Grad-CAM when none is here (the one whose role it is: the smallest,
+fetched on first use)."""
+FIRST_TO_EXPLAIN = models.default("classify").name
+"""The classifier the tab starts on: the Classify tab's own default (int8, no gradients: occlusion and RISE)."""
 
 
-def cam_sources() -> dict[str, str]:
-    """The Keras classifiers Grad-CAM can explain here: key -> what the select box says."""
-    sources = {key: CLASSIFIERS[key].title for key in ready_classifiers() if "keras" in CLASSIFIERS[key].engines}
+def explain_sources() -> dict[str, str]:
+    """Every classifier the tab explains here, key -> what the select box says: each ImageNet classifier whose
+    files are here (on any of its engines), Keras' MobileNetV2 for Grad-CAM where it can be fetched, the flowers
+    demo and the person's saved transfer-learning models."""
+    sources = {key: CLASSIFIERS[key].title for key in ready_classifiers()}
     if IMAGENET_CAM not in sources and CLASSIFIERS[IMAGENET_CAM].card.downloadable():
-        sources = {IMAGENET_CAM: f"{CLASSIFIERS[IMAGENET_CAM].title}: ImageNet's 1,000 classes "
-                                 f"(fetched on first use, 14 MB)", **sources}
+        sources[IMAGENET_CAM] = (f"{CLASSIFIERS[IMAGENET_CAM].title}: ImageNet's 1,000 classes, with Grad-CAM "
+                                 f"(fetched on first use, 14 MB)")
     if demo.demo_classifier_trained() or (MOBILENET_V2.ready() and demo.DEMO_CLASSES.ready()):
         sources[DEMO] = "Flowers demo: knows only daisy, dandelion, rose, sunflower and tulip"
     space = workspace()
@@ -194,6 +202,11 @@ def cam_sources() -> dict[str, str]:
         for stem in space.project(project, create=False).saved_models():
             sources[f"project:{project}/{stem}"] = f"Your transfer-learning model: {project}/{stem}"
     return sources
+
+
+def first_source(sources: dict[str, str]) -> str:
+    ready = [k for k in sources if k not in CLASSIFIERS or CLASSIFIERS[k].ready()]
+    return FIRST_TO_EXPLAIN if FIRST_TO_EXPLAIN in ready else (ready or list(sources))[0]
 
 
 @st.cache_resource(show_spinner=False)
@@ -204,60 +217,153 @@ def demo_explainable() -> gradcam.Explainable:
     return explainable
 
 
-
-
-def explainable(source: str) -> gradcam.Explainable | None:
-    if source == IMAGENET_CAM and not ensure_ready(CLASSIFIERS[source].card):
+def demo_subject() -> saliency.Subject | None:
+    if not demo.demo_classifier_trained() and \
+            not st.button("Train the flowers demo classifier (about 20 s, once)", key="cam_train"):
+        st.info("The flowers demo classifier is trained here on the real MobileNetV2 base: train it once with "
+                "the button.", icon=":material/model_training:")
         return None
+    return saliency.keras_subject("Flowers demo", demo_explainable())
+
+
+def subject_for(source: str, where: Any) -> tuple[saliency.Subject, str] | None:
+    """The classifier to explain and what names it in the caches (its engine; a saved model's file key, so a
+    model retrained under the same name is explained afresh); None when it is not here yet."""
     if source == DEMO:
-        if not demo.demo_classifier_trained() and \
-                not st.button("Train the flowers demo classifier (about 20 s, once)", key="cam_train"):
-            st.info("The flowers demo classifier is trained here on the real MobileNetV2 base: train it once with "
-                    "the button.", icon=":material/model_training:")
-            return None
-        return demo_explainable()
+        subject = demo_subject()
+        return None if subject is None else (subject, DEMO)
     if source.startswith("project:"):
         project, stem = source.removeprefix("project:").split("/", 1)
-        return gradcam.saved_explainable(workspace().project(project, create=False).models.get(stem))
-    return gradcam.imagenet_explainable(CLASSIFIERS[source])
+        saved = workspace().project(project, create=False).models.get(stem)
+        return saliency.saved_subject(saved), f"saved:{saved.key}"
+    classifier = CLASSIFIERS[source]
+    if not ensure_ready(classifier.card):
+        return None
+    engine = engine_choice("cam_engine", classifier, where)
+    return saliency.classifier_subject(classifier, engine), f"{source}@{engine}"
 
 
-def show_cam(name: str, photo: np.ndarray, cam: np.ndarray, layer: str, opacity: float) -> None:
-    overlay = drawing.overlay_heatmap(photo, cam, opacity)
-    c1, c2 = st.columns([3, 1])
+def method_choice(subject: saliency.Subject, ident: str) -> saliency.Method:
+    """The methods that apply (Grad-CAM only where there are gradients: said so where there are none)."""
+    methods = {m.name: m for m in subject.methods()}
+    chosen = st.radio("Method", list(methods), format_func=lambda n: methods[n].title, horizontal=True,
+                      key=keep(f"cam_method_{ident}", next(iter(methods))))
+    if subject.gradients is None:
+        st.caption(f"{subject.title} has no gradients (int8, TFLite or ONNX), so Grad-CAM cannot run on it: "
+                   "occlusion and RISE need nothing but its answers.")
+    st.caption(f"**{methods[chosen].title}** {methods[chosen].about}.")
+    return methods[chosen]
+
+
+@photo_cache(max_entries=64, show_spinner=False)
+def top_classes(photo: np.ndarray, ident: str, *, _subject: saliency.Subject) -> list[tuple[int, float]]:
+    return _subject.top(photo)
+
+
+@photo_cache(max_entries=32, show_spinner=False)
+def explained(photo: np.ndarray, ident: str, method: str, class_index: int, settings: tuple, scoring: tuple, *,
+              _subject: saliency.Subject) -> tuple[saliency.Saliency, saliency.Faithfulness]:
+    """A map and its deletion / insertion scores, kept per photo, classifier, class and settings; a progress bar
+    while the masked copies run through the model."""
+    title = saliency.METHODS[method].title
+    bar = st.progress(0.0, f"{title} on {_subject.title}…")
+    found = _subject.explain(photo, method, class_index, lambda done, total: bar.progress(
+        done / total, f"{title}: {done} of {total} masked copies through {_subject.title}"), **dict(settings))
+    side = dict(settings).get("side", saliency.SIDE.default)
+    scored = _subject.faithfulness(photo, found, lambda done, total: bar.progress(
+        done / total, f"Deletion and insertion: {done} of {total} copies"), side=side, **dict(scoring))
+    bar.empty()
+    return found, scored
+
+
+def map_caption(found: saliency.Saliency) -> str:
+    height, width = found.map.shape
+    if found.layer:
+        return f"The raw {height}x{width} map at layer `{found.layer}` · {found.seconds * 1000:.0f} ms"
+    return (f"The raw {height}x{width} map ({saliency.METHODS[found.method].title}: {found.evaluations} photos "
+            f"through the model, {found.seconds:.1f} s)")
+
+
+def drawing_hex(index: int) -> str:
+    return "#%02x%02x%02x" % drawing.colour(index)
+
+
+def curves_chart(scored: saliency.Faithfulness):
+    rows = [{"share of pixels": share, "probability": p, "curve": curve, "order": order}
+            for curve, order, values in (("deletion", "the map's", scored.deletion),
+                                         ("deletion", "random", scored.random_deletion),
+                                         ("insertion", "the map's", scored.insertion),
+                                         ("insertion", "random", scored.random_insertion))
+            for share, p in zip(scored.fractions, values)]
+    chart = px.line(pd.DataFrame(rows), x="share of pixels", y="probability", color="curve", line_dash="order",
+                    height=260, range_y=[0, 1],
+                    color_discrete_map={"deletion": drawing_hex(1), "insertion": drawing_hex(2)})
+    return chart.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend_title=None)
+
+
+def show_faithfulness(where: Any, scored: saliency.Faithfulness) -> None:
+    """Deletion and insertion beside the map: AUCs, against random orders, and the curves."""
+    left, right = where.columns(2)
+    left.metric("Deletion AUC", f"{scored.auc(scored.deletion):.3f}", f"{scored.deletion_vs_random - 1:+.0%} vs random",
+                delta_color="inverse", help="The class's probability as the map's hottest pixels are blacked out "
+                "first: lower is better (the map found what matters).")
+    right.metric("Insertion AUC", f"{scored.auc(scored.insertion):.3f}",
+                 f"{scored.insertion_vs_random - 1:+.0%} vs random", help="The class's probability as the map's "
+                 "hottest pixels are put back into a blurred copy first: higher is better.")
+    where.plotly_chart(curves_chart(scored), width="stretch")
+    where.caption(f"Deletion {scored.deletion_vs_random:.2f}x and insertion {scored.insertion_vs_random:.2f}x the "
+                  f"areas of {scored.randoms} smooth random orders on the same photo ({scored.evaluations} copies, "
+                  f"{scored.seconds:.1f} s).")
+
+
+def show_map(name: str, photo: np.ndarray, found: saliency.Saliency, scored: saliency.Faithfulness,
+             opacity: float) -> None:
+    overlay = drawing.overlay_heatmap(preview(photo), found.map, opacity)
+    c1, c2 = st.columns([3, 2])
     c1.image(overlay, width="stretch")
-    c2.image(drawing.heat(cam), width="stretch")
-    c2.caption(f"The raw {cam.shape[0]}x{cam.shape[1]} map at layer `{layer}`")
-    c2.download_button("Download (PNG)", lambda: encode_png(overlay), f"{name.rsplit('.', 1)[0]}_gradcam.png",
-                       "image/png", on_click="ignore")  # made on the click, not on every run
+    c1.download_button("Download the overlay (PNG)", lambda: encode_png(overlay),
+                       f"{name.rsplit('.', 1)[0]}_{found.method}.png", "image/png", on_click="ignore")
+    c2.image(drawing.heat(found.map), width="stretch")
+    c2.caption(map_caption(found))
+    show_faithfulness(c2, scored)
+
+
+def class_choice(subject: saliency.Subject, source: str, top: list[tuple[int, float]]) -> int:
+    probability = dict(top)
+    if source == DEMO:
+        st.caption("This classifier knows five kinds of flower only, so on any other photo it still names one "
+                   "of them: the map then shows what looked most like that flower. An ImageNet model above "
+                   "explains the 1,000 ImageNet classes.")
+    return st.selectbox("Explain the class", list(probability), key=keep(f"cam_class_{source}", top[0][0]),
+                        format_func=lambda i: f"{pretty(subject.class_names[i])} ({probability[i]:.1%})")
 
 
 @guarded_fragment
-def grad_cam_tab(name: str, photo: np.ndarray) -> None:
-    st.markdown("**Grad-CAM** weighs the last convolutional feature maps by how much each one raises the class's "
-                "score: red is where the evidence for that class is.")
-    sources = cam_sources()
+def explain_tab(name: str, photo: np.ndarray) -> None:
+    st.markdown("Where did the classifier look for the class? **Grad-CAM** reads it from a Keras model's "
+                "gradients; **occlusion** and **RISE** from its answers alone, so they explain every classifier on "
+                "every engine. Beside each map, **deletion** and **insertion** say whether it beats a random one.")
+    sources = explain_sources()
     if not sources:
-        st.info("No Keras classifier to explain yet: fetch a Keras ImageNet model in the **Classify** tab, or "
-                "train a model on the **Transfer learning** page.", icon=":material/download:")
+        st.info("No classifier to explain yet: fetch an ImageNet model in the **Classify** tab, or train a model "
+                "on the **Transfer learning** page.", icon=":material/download:")
         return
-    ready = [k for k in sources if k != IMAGENET_CAM or CLASSIFIERS[k].ready()]
-    source = st.selectbox("Keras classifier", list(sources), format_func=sources.get,
-                          key=keep("cam_model", (ready or list(sources))[0]))
-    subject = explainable(source)
-    if subject is None:
+    c1, c2 = st.columns([2, 1])
+    source = c1.selectbox("Classifier", list(sources), format_func=sources.get,
+                          key=keep("cam_model", first_source(sources)))
+    found = subject_for(source, c2)
+    if found is None:
         return
-    batch = subject.batch(photo)
-    top = dict(subject.top(batch))
-    if source == DEMO:
-        st.caption("This classifier knows five kinds of flower only, so on any other photo it still names one "
-                   "of them: Grad-CAM then shows what looked most like that flower. An ImageNet model above "
-                   "explains the 1,000 ImageNet classes.")
-    explain = st.selectbox("Explain the class", list(top), key=keep(f"cam_class_{source}", next(iter(top))),
-                           format_func=lambda i: f"{pretty(subject.class_names[i])} ({top[i]:.1%})")
+    subject, ident = found
+    method = method_choice(subject, ident)
+    with st.expander(f"{method.title} settings"):
+        settings = settings_widgets(method.params, lambda p: f"cam:{method.name}:{p.name}", columns=3)
+        scoring = settings_widgets(saliency.FAITHFULNESS, lambda p: f"cam:score:{p.name}", columns=2)
+    explain = class_choice(subject, source, top_classes(photo, ident, _subject=subject))
     opacity = st.slider("Heat-map opacity", 0.0, 1.0, step=0.05, key=keep("cam_opacity", 0.45))
-    cam, _ = subject.explain(batch, explain)
-    show_cam(name, photo, cam, subject.layer, opacity)
+    result = explained(photo, ident, method.name, explain, tuple(sorted(settings.items())),
+                       tuple(sorted(scoring.items())), _subject=subject)
+    show_map(name, photo, *result, opacity)
 
 
 # ---- The model zoo -------------------------------------------------------------------------------
@@ -278,4 +384,4 @@ start_page("Pretrained CNNs", "Networks trained on ImageNet's 1.2 million photos
            "what do they see in your photo, how sure are they, how fast — and where did they look?")
 photo_name, photo = current_photo()
 tabbed({"Classify": lambda: classify_tab(photo), "Many photos": batch_tab, "Compare models": lambda: compare_tab(photo),
-        "Where did it look? (Grad-CAM)": lambda: grad_cam_tab(photo_name, photo), "The model zoo": zoo_tab})
+        "Where did it look?": lambda: explain_tab(photo_name, photo), "The model zoo": zoo_tab})

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, require_real
-from test_pages import start
+from test_pages import open_tab, start
 from vision_backend import engines, models, paths, samples
 from vision_backend.classification import CLASSIFIERS, Prediction, engine_agreement, gradcam, imagenet
 from vision_backend.classification.convert import converted_path, keras_to_onnx, tflite_to_onnx
@@ -308,6 +308,9 @@ def test_a_model_saved_in_a_project_is_explained_on_raw_pixels(monkeypatch: pyte
 
 
 # ---- the page ------------------------------------------------------------------------------
+EXPLAIN_TAB = "Where did it look?"
+
+
 @pytest.mark.slow
 def test_pretrained_page_classifies_compares_and_explains(real_model) -> None:
     real_model(TFLITE)
@@ -317,17 +320,17 @@ def test_pretrained_page_classifies_compares_and_explains(real_model) -> None:
     assert not app.exception, app.exception
     assert any(c.value.startswith("Top-1: **Egyptian cat**") and "TFLite" in c.value for c in app.caption)
 
-    batch = app.dataframe[0].value
+    batch = open_tab(app, "Many photos").dataframe[0].value
     assert len(batch) == len(samples.sample_names())
     assert batch.set_index("photo").loc["Cat (Chelsea)", "top-1"] == "Egyptian cat", "samples by their titles"
     assert any(b.label == "Download the table (CSV)" for b in app.get("download_button"))
 
-    compared, agreement = app.dataframe[1].value, app.dataframe[2].value
+    compared, agreement = open_tab(app, "Compare models").dataframe[0].value, app.dataframe[1].value
     assert set(compared["engine"]) == {"LiteRT (TFLite)", "ONNX Runtime"}
     assert (compared["top-1"] == "Egyptian cat").all()
     assert agreement["same top-1"].all() and agreement["max probability difference"].max() <= 2 / 256
 
-    app.radio(key="pt_engine_mobilenet_v2_quant_tflite").set_value("onnx").run()
+    open_tab(app, "Classify").radio(key="pt_engine_mobilenet_v2_quant_tflite").set_value("onnx").run()
     assert any(c.value.startswith("Top-1: **Egyptian cat**") and "ONNX Runtime" in c.value for c in app.caption)
 
     app.selectbox(key="pt_model").set_value("vgg16").run()
@@ -335,9 +338,12 @@ def test_pretrained_page_classifies_compares_and_explains(real_model) -> None:
         assert any("VGG16" in w.value and "not on this machine" in w.value for w in app.warning)
         assert any("fetch vgg16" in c.value for c in app.code)
 
+    open_tab(app, EXPLAIN_TAB)
+    app.selectbox(key="cam_model").set_value("demo_flowers").run()
     if not demo.demo_classifier_trained():  # the flowers fixture may have trained it already
         app.button(key="cam_train").click().run()
     assert not app.exception, app.exception
+    assert app.radio(key="cam_method_demo_flowers").value == "grad_cam", "Grad-CAM first where there are gradients"
     assert any(c.value.startswith("The raw 7x7 map at layer `out_relu`") for c in app.caption)
 
 
@@ -351,23 +357,32 @@ def test_pretrained_page_without_any_ready_classifier_says_so_on_every_tab(monke
     app = start("pages/pretrained.py")
     assert not app.exception, app.exception
     assert not app.error, [e.value for e in app.error]
-    infos = [i.value for i in app.info]
-    assert sum("No ImageNet classifier is on this machine yet" in i for i in infos) == 2, infos
     warnings = [w.value for w in app.warning]
     assert any("not on this machine" in w for w in warnings), "the Classify tab says what is missing"
-    assert any("MobileNetV2 1.0/224 with ImageNet top" in w and "not on this machine" in w for w in warnings), \
-        "Grad-CAM offers the smallest ImageNet Keras model and says how to get it"
     assert any("fetch mobilenet_v2_quant_tflite" in c.value for c in app.code)
-    zoo = app.dataframe[-1].value
+    infos = [i.value for tab in ("Many photos", "Compare models") for i in open_tab(app, tab).info]
+    assert sum("No ImageNet classifier is on this machine yet" in i for i in infos) == 2, infos
+    zoo = open_tab(app, "The model zoo").dataframe[-1].value
     assert set(zoo["status"]) == {"missing — fetched on first use"}
+    open_tab(app, EXPLAIN_TAB)
+    warnings = [w.value for w in app.warning]
+    assert any("MobileNetV2 1.0/224 with ImageNet top" in w and "not on this machine" in w for w in warnings), \
+        "the explanation tab offers the smallest ImageNet Keras model (for Grad-CAM) and says how to get it"
 
 
+@pytest.mark.slow
 def test_pretrained_page_explains_a_model_saved_in_a_project(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("VISION_LAB_HOME", str(tmp_path))
     Workspace.local().project("pets").save_model("tiny", tiny_raw_pixel_model(), {"classes": ["cat", "dog"]})
     app = start("pages/pretrained.py")
+    open_tab(app, EXPLAIN_TAB)
     app.selectbox(key="cam_model").set_value("project:pets/tiny").run()
     assert not app.exception, app.exception
     assert any(c.value.startswith("The raw 31x31 map at layer `features`") for c in app.caption)
     options = app.selectbox(key="cam_class_project:pets/tiny").options
     assert sorted(o.split(" (")[0] for o in options) == ["cat", "dog"]
+    assert {m.label for m in app.metric} >= {"Deletion AUC", "Insertion AUC"}, "Grad-CAM's map is scored too"
+    method = next(key for key in (r.key for r in app.radio) if key.startswith("cam_method_saved:"))
+    app.radio(key=method).set_value("occlusion").run()
+    assert not app.exception, app.exception
+    assert any(c.value.startswith("The raw ") and "map (Occlusion" in c.value for c in app.caption), "gradient-free too"

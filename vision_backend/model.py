@@ -97,6 +97,22 @@ def with_role(candidates: Iterable["Model"], role: str) -> "Model":
     return found
 
 
+class Turn:
+    """``with model.turn(variant):`` holds the model's engine for the block (see :meth:`Model.turn`); reusable and
+    safe from several threads (each thread's own hold)."""
+
+    def __init__(self, model: "Model", variant: Any):
+        self.model, self.variant, self._held = model, variant, threading.local()
+
+    def __enter__(self) -> Any:
+        held = self.model.using(self.variant)
+        self._held.__dict__.setdefault("stack", []).append(held)
+        return held.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._held.stack.pop().__exit__(*exc)
+
+
 class Model:
     """A pretrained model: card, loader, preprocessing, adapter and parameters in one object.
 
@@ -193,6 +209,11 @@ class Model:
             return
         with self.pool(variant).take() as engine:
             yield engine
+
+    def turn(self, variant: Any = None) -> "Turn":
+        """A lock-like object for code that holds the shared engine itself (``runtime``) across several calls
+        (Grad-CAM's Keras model): entering it waits for that engine's turn in the pool, as :meth:`using` does."""
+        return Turn(self, variant)
 
     def pool(self, variant: Any = None) -> EnginePool:
         """The pool of engines for ``variant``: the shared engine first, more (one thread each) as calls overlap,

@@ -3,13 +3,15 @@
 Grad-CAM needs gradients through the Keras graph, so it explains Keras models only: an ImageNet
 application, the flowers demo, or a model saved in a transfer-learning project. Each takes its
 input differently, so each comes as an :class:`Explainable` that knows how a photo becomes its input.
+Models without gradients (int8, TFLite, ONNX) are explained without them by
+:mod:`~vision_backend.classification.saliency`, which also scores every map (deletion / insertion).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -71,6 +73,16 @@ class Explainable:
             probabilities = np.asarray(self.model.predict_on_batch(batch))[0]
         return [(int(i), float(probabilities[i])) for i in np.argsort(-probabilities, kind="stable")[:k]]
 
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, classes) for RGB photos, 32 a call under the lock: what the gradient-free methods and the
+        deletion / insertion scores of :mod:`~vision_backend.classification.saliency` ask of a classifier."""
+        rows = []
+        for start in range(0, len(images), 32):
+            batch = self.prepare(list(images[start : start + 32]))
+            with self.lock:
+                rows.append(np.asarray(self.model.predict_on_batch(batch)))
+        return np.concatenate(rows)
+
     def explain(self, batch: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int]:
         with self.lock:
             return grad_cam(self.model, batch, class_index)
@@ -82,7 +94,7 @@ class Explainable:
 
 def imagenet_explainable(classifier: Any) -> Explainable:
     """A Keras ImageNet application with its own pixel scaling and Keras' 1,000 labels."""
-    return Explainable(classifier.keras_model(), classifier.preprocess, imagenet.labels(), classifier.lock)
+    return Explainable(classifier.keras_model(), classifier.preprocess, imagenet.labels(), classifier.turn("keras"))
 
 
 def demo_explainable(progress: Callable[[int, int], None] | None = None) -> Explainable:
