@@ -5,9 +5,12 @@ from typing import Any
 
 import streamlit as st
 
-from pages._shared import (ensure_ready, friendly_errors, keep, licence_note, param_widgets, ready_model, start_page,
-                           workspace)
+from pages._shared import (ensure_ready, friendly_errors, keep, licence_note, param_widgets, ready_model,
+                           settings_widgets, start_page, workspace)
 from vision_backend import live, models
+from vision_backend.errors import SettingError
+from vision_backend.video import options as video_options
+from vision_backend.video import regions
 
 live.preload_srtp()  # before aiortc: TensorFlow's SSL symbols would crash it
 from streamlit_webrtc import WebRtcMode, webrtc_streamer  # noqa: E402
@@ -103,7 +106,8 @@ def recognition_task() -> live.RecognitionTask | None:
     embedder = EMBEDDERS[chosen]
     if not ensure_ready(embedder.card):
         return None
-    threshold = param_widgets(embedder, PREFIX)["threshold"]
+    recognition = param_widgets(embedder, PREFIX)
+    threshold = recognition["threshold"]
     finder = st.selectbox("Face detector", list(FACE_DETECTORS), key=keep("live_finder", face_finder()),
                           format_func=model_label(FACE_DETECTORS))
     settings = detector_settings(finder)
@@ -113,7 +117,8 @@ def recognition_task() -> live.RecognitionTask | None:
                              "Re-checking one face a frame keeps five faces near 15 frames a second instead of 3.")
     if settings is None:
         return None
-    task = live.RecognitionTask.from_gallery(embedder, workspace().gallery(), threshold, finder, settings, recheck)
+    task = live.RecognitionTask.from_gallery(embedder, workspace().gallery(), threshold, finder, settings, recheck,
+                                             recognition["margin"], recognition["min_named_face"])
     if not task.names:
         st.info("Nobody is enrolled for this recogniser yet: everyone shows as unknown. Enrol people on the "
                 "Face recognition page (Gallery tab).", icon=":material/person_add:")
@@ -177,7 +182,50 @@ def class_task() -> live.ClassTask | None:
     return live.ClassTask.from_project(project, stem)
 
 
-PICKERS = {"faces": face_task, "recognition": recognition_task, "objects": object_task, "classes": class_task}
+def percent_line() -> tuple[float, float, float, float] | None:
+    """The counting line's ends as percentages of the frame (a camera's size is known only once it plays)."""
+    if not st.toggle("Count crossings of a line", key=keep("live_line_on", True)):
+        return None
+    cells = st.columns(4)
+    ends = [cell.number_input(label, 0, 100, step=5, key=keep(f"live_line_{name}", default))
+            for cell, label, name, default in zip(cells, ("from x %", "from y %", "to x %", "to y %"),
+                                                  ("x1", "y1", "x2", "y2"), (0, 50, 100, 50))]
+    if (ends[0], ends[1]) == (ends[2], ends[3]):
+        st.warning("The line's two ends are the same point: no line is counted.", icon=":material/warning:")
+        return None
+    return tuple(v / 100 for v in ends)
+
+
+def percent_zones() -> tuple:
+    """Zones typed as corners in percent of the frame, one a line (``10,60 50,60 50,95 10,95``)."""
+    text = st.text_area("Zones: one a line, corners as x,y in % of the frame", key=keep("live_zones", ""), height=68,
+                        placeholder="10,60 50,60 50,95 10,95")
+    try:
+        return tuple(tuple((x / 100, y / 100) for x, y in zone) for zone in regions.parse_zones(text))
+    except SettingError as error:
+        st.error(str(error), icon=":material/error:")
+        return ()
+
+
+def tracking_task() -> live.TrackTask | None:
+    """The Video page's tracker on the stream: a detector, the tracking settings, a line and zones."""
+    name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, format_func=model_label(OBJECT_DETECTORS),
+                    key=keep("live_track_model", models.default("objects").name))
+    detector = ready_model(name)
+    if detector is None:
+        return None
+    with st.expander(f"{detector.title} and tracking settings"):
+        settings = param_widgets(detector, PREFIX)
+        tracking = settings_widgets(video_options.PARAMS, lambda p: f"live:track:{p.name}", columns=2)
+    line, zones = percent_line(), percent_zones()
+    blur = st.toggle("Blur faces along their tracks", key=keep("live_track_blur", False))
+    st.caption("Ids and trails on each object; counts per class at the top left. In is to the right walking the "
+               "line from its first end (downwards for a line drawn left to right). New settings count afresh.")
+    return live.TrackTask(detector, settings, tracking, line, zones, blur)
+
+
+PICKERS = {"faces": face_task, "recognition": recognition_task, "objects": object_task, "tracking": tracking_task,
+           "classes": class_task}
 
 
 # ---- the stream ----------------------------------------------------------------------------------
@@ -206,6 +254,8 @@ def show_stats(proc: live.FrameProcessor, task: str) -> None:
     m3.metric("Frames processed", f"{stats.processed:,}")
     m4.metric("Dropped (newest wins)", f"{stats.dropped:,}")
     st.markdown(f"**In the newest frame:** {found_text(stats, task)}")
+    if stats.seen is not None and stats.seen.notes:
+        st.markdown("**Counted:** " + "; ".join(stats.seen.notes))
     if proc.recorder is not None:
         st.markdown(f"**Recording into “{proc.recorder.label}”:** {stats.recorded} frame(s) added while held")
     if stats.error:
@@ -244,6 +294,7 @@ def main() -> None:
         st.fragment(show_stats, run_every=1.0 if context.state.playing else None)(proc, task)
 
 
-start_page("Live camera", "Your webcam, live: faces, people you enrolled, objects and your own trained classes, "
-           "with frames per second. Frames that arrive while one is processed are dropped, so what you see is now.")
+start_page("Live camera", "Your webcam, live: faces, people you enrolled, objects (tracked and counted across a "
+           "line, too) and your own trained classes, with frames per second. Frames that arrive while one is "
+           "processed are dropped, so what you see is now.")
 main()

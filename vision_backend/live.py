@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence
 
 import cv2
@@ -32,9 +32,12 @@ from vision_backend.face_detection import DETECTORS as FACE_DETECTORS
 from vision_backend.face_recognition import recognise
 from vision_backend.intake import encode_jpeg
 from vision_backend.model import Detector
+from vision_backend.video import Frame, options, regions
+from vision_backend.video.pipeline import TrackingRun, default_face_detector
 
 log = logging.getLogger("vision_lab")
-TASKS = {"faces": "Faces", "recognition": "Recognise people", "objects": "Objects", "classes": "Your classes"}
+TASKS = {"faces": "Faces", "recognition": "Recognise people", "objects": "Objects", "tracking": "Track and count",
+         "classes": "Your classes"}
 """The live tasks, by key, with the name the page shows."""
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -46,6 +49,8 @@ class Seen:
     image: np.ndarray = field(repr=False)
     labels: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Lines the page shows beside the video (a tracking task's counts)."""
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(self.labels))
@@ -136,15 +141,20 @@ class RecognitionTask:
     finder: str = field(default_factory=recognise.face_finder)
     finder_settings: dict[str, Any] = field(default_factory=dict)
     recheck: int = 1
+    margin: float = 0.0
+    """Within this of the threshold a face is uncertain: its nearest person with a question mark, never named."""
+    min_face: float = 0.0
+    """A face smaller than this (pixels) is too small to tell."""
     _last: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_gallery(cls, embedder: Any, gallery: Any, threshold: float, finder: str | None = None,
-                     finder_settings: dict[str, Any] | None = None, recheck: int = 1) -> "RecognitionTask":
+                     finder_settings: dict[str, Any] | None = None, recheck: int = 1, margin: float = 0.0,
+                     min_face: float = 0.0) -> "RecognitionTask":
         """The person's gallery read once (its embeddings for this embedder), not once a frame."""
         names, vectors = gallery.embeddings(embedder.name, embedder.dimensions)
         return cls(embedder, tuple(names), vectors, float(threshold), finder or recognise.face_finder(),
-                   dict(finder_settings or {}), recheck)
+                   dict(finder_settings or {}), recheck, float(margin), float(min_face))
 
     def prepare(self) -> None:
         load_detector(FACE_DETECTORS[self.finder], self.finder_settings)
@@ -157,9 +167,10 @@ class RecognitionTask:
         else:
             faces = recognise.analyse(self.embedder, frame, self.finder, **self.finder_settings)
             found, vectors = faces.detections, faces.vectors
-        matches = recognise.recognise(vectors, list(self.names), self.gallery, self.threshold)
+        matches = recognise.recognise(vectors, list(self.names), self.gallery, self.threshold, self.margin,
+                                      recognise.face_sides(found), self.min_face)
         scores = tuple(similarity(m.distance) if np.isfinite(m.distance) else 0.0 for m in matches)
-        captions = [m.name if m.name == "unknown" else f"{m.name} {s:.2f}" for m, s in zip(matches, scores)]
+        captions = [m.caption for m in matches]
         image = drawing.draw_detections(frame, found, show_scores=False, show_landmarks=False, captions=captions)
         return Seen(image, tuple(m.name for m in matches), scores)
 
@@ -203,6 +214,81 @@ class ObjectTask:
             image = drawing.draw_masks(image, found, self.mask_opacity)
         image = drawing.draw_detections(image, found, show_labels=True)
         return Seen(image, tuple(found.names), tuple(float(s) for s in found.scores))
+
+
+class LiveRun(TrackingRun):
+    """The Video page's tracking run on a camera: no per-frame rows are kept (a stream has no end), and the counts
+    are drawn at the top left by the task, clear of the rate at the top right."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.rows = NoRows()
+
+    def panel(self) -> list[str]:
+        return []
+
+    def counts(self) -> list[str]:
+        """Per class each way across the line, each zone's occupancy and entries (the video's panel)."""
+        return TrackingRun.panel(self)
+
+
+class NoRows:
+    """Where a live run's rows go: nowhere."""
+
+    def add(self, *args: Any) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class TrackTask:
+    """Objects followed from frame to frame (ByteTrack) with ids and trails, counted across a line and in zones,
+    faces optionally blurred along their tracks: the Video page's run fed each processed frame with its time.
+
+    The line and zones are fractions of the frame (0 to 1), since a camera's size is known only at its first
+    frame; the run is built then (and again if the size changes). A new task (new settings) counts afresh.
+    Frames dropped while one is processed are simply not seen: the tracker's Kalman filter bridges them.
+    """
+
+    detector: Detector
+    settings: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)
+    """Tracking settings (:mod:`vision_backend.video.options`); their defaults where missing."""
+    line: tuple[float, float, float, float] | None = (0.0, 0.5, 1.0, 0.5)
+    zones: tuple[tuple[tuple[float, float], ...], ...] = ()
+    blur_faces: bool = False
+    _state: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def prepare(self) -> None:
+        load_detector(self.detector, self.settings)
+        if self.blur_faces:
+            load_detector(default_face_detector(), {})
+
+    def continues(self, other: Any) -> bool:
+        """True when ``other`` is a tracking task with the same choices (its tracks and counts can go on)."""
+        fields = ("detector", "settings", "tracking", "line", "zones", "blur_faces")
+        return isinstance(other, TrackTask) and all(getattr(self, f) == getattr(other, f) for f in fields)
+
+    def run(self, frame: np.ndarray) -> Seen:
+        run, state = self._run_for(frame.shape), self._state
+        index = state["frames"]
+        state["frames"] += 1
+        tracked, image = run.step(Frame(index, time.perf_counter() - state["start"], frame))
+        counts = run.counts()
+        image = drawing.draw_panel(image, counts, corner="top_left")
+        return Seen(image, tuple(tracked.names), tuple(float(s) for s in tracked.scores), tuple(counts))
+
+    def _run_for(self, shape: tuple[int, ...]) -> LiveRun:
+        """This frame size's run: the line and zones in its pixels, a fresh tracker."""
+        height, width = shape[:2]
+        state = self._state
+        if state.get("size") != (width, height):
+            values = options.chosen(self.tracking)
+            line = regions.scaled_line(self.line, width, height) if self.line else None
+            zones = [regions.scaled_zone(zone, width, height) for zone in self.zones]
+            run = LiveRun(self.detector, self.settings, options.tracker(values), line, zones, self.blur_faces,
+                          values["anchor"])
+            state.update(size=(width, height), frames=0, start=time.perf_counter(), run=run)
+        return state["run"]
 
 
 @dataclass(frozen=True)
@@ -317,8 +403,11 @@ class FrameProcessor:
         """Use ``task`` from the next frame on: new settings without restarting the stream.
 
         Its models are loaded first, in the caller's thread, so the stream never stalls on a load;
-        the rates start afresh, as they are the new settings' rates.
+        the rates start afresh, as they are the new settings' rates. A task that carries on the running one
+        (a tracking task with the same settings: the page reran) leaves it running, with its counts.
         """
+        if getattr(task, "continues", None) is not None and task.continues(self.task):
+            return
         prepare(task)
         with self._count:
             self._done.clear()
@@ -362,7 +451,7 @@ class FrameProcessor:
         try:
             seen = task.run(frame)
             self.error = ""
-            return seen if seen.image is not frame else Seen(frame.copy(), seen.labels, seen.scores)
+            return seen if seen.image is not frame else replace(seen, image=frame.copy())
         except Exception as error:  # noqa: BLE001 — one bad frame must not end the stream
             log.exception("live task failed")
             self.error = str(error) or type(error).__name__

@@ -27,6 +27,7 @@ from vision_backend import fetch as fetching
 from vision_backend.cards import ModelCard
 from vision_backend.classification.classifiers import CLASSIFIERS
 from vision_backend.classification.imagenet import CLASS_INDEX
+from vision_backend.clips import CAR_CLIP
 from vision_backend.errors import ModelMissingError, NotFound
 from vision_backend.face_detection.detectors import DETECTORS as FACE_DETECTORS
 from vision_backend.face_recognition.embedders import EMBEDDERS
@@ -43,7 +44,7 @@ GROUPS: dict[str, dict[str, Model]] = {"classifier": CLASSIFIERS, "base": BASES,
                                        "embedder": EMBEDDERS, "object detector": OBJECT_DETECTORS}
 """Each group's own registry dict (the one its topic's pages iterate), by the group a model names."""
 DATASETS: dict[str, ModelCard] = {c.name: c for c in (CLASS_INDEX, FASHION_MNIST, MNIST, MNIST_T10K, PHOTOS, LFW,
-                                                      DEMO_CLASSES)}
+                                                      DEMO_CLASSES, CAR_CLIP)}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 logger = logging.getLogger("vision_lab")
 
