@@ -1,36 +1,56 @@
-"""Vision Lab: the home page and navigation. Run with ``streamlit run app.py``."""
+"""Vision Lab: one server for the pages and the HTTP API, and the pages' navigation. Run with ``streamlit run app.py``.
+
+``streamlit run`` finds ``app`` below, a ``streamlit.starlette.App``: Streamlit's own server (uvicorn) with the
+API (``vision_backend.api``) at ``/api``, so an API call and a page visit share the process, its loaded
+models and its workspaces. Streamlit then runs this same file as every page visit's script (as ``__main__``),
+which draws the navigation; imported by the server, the file only builds ``app``.
+"""
 
 from pathlib import Path
 
-import streamlit as st
+from streamlit.starlette import App
 
-from pages._sessions import close_expired_sessions
-from pages._shared import account, photo_source, remember_widgets, require_sign_in
-from vision_backend import engines, models
+if __name__ == "__main__":  # a page visit's run
+    import streamlit as st
 
-st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"), layout="wide")
-engines.warm_up(then=models.warm)  # once per process, in the background, before sessions race for them
-close_expired_sessions()  # once per process: a session whose browser left is shut down when its time is up
+    from pages._sessions import close_expired_sessions
+    from pages._shared import account, photo_source, remember_widgets, require_sign_in
+    from vision_backend import engines, models
 
-TOPICS = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/models.py", title="Models and data", icon=":material/inventory_2:", url_path="models"),
-    st.Page("pages/cnn_basics.py", title="CNN basics", icon=":material/grid_on:", url_path="cnn_basics"),
-    st.Page("pages/train_cnn.py", title="Train a CNN", icon=":material/show_chart:", url_path="train_cnn"),
-    st.Page("pages/pretrained.py", title="Pretrained CNNs", icon=":material/label:", url_path="pretrained"),
-    st.Page("pages/transfer_learning.py", title="Transfer learning", icon=":material/model_training:",
-            url_path="transfer_learning"),
-    st.Page("pages/face_detection.py", title="Face detection", icon=":material/face:", url_path="face_detection"),
-    st.Page("pages/face_recognition.py", title="Face recognition", icon=":material/badge:",
-            url_path="face_recognition"),
-    st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:",
-            url_path="object_detection"),
-    st.Page("pages/live.py", title="Live camera", icon=":material/videocam:", url_path="live"),
-]
+    st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"),
+                       layout="wide")
+    engines.warm_up(then=models.warm)  # once per process, in the background, before sessions race for them
+    close_expired_sessions()  # once per process: a session whose browser left is shut down when its time is up
 
-require_sign_in()
-page = st.navigation(TOPICS)
-account()
-photo_source()
-page.run()
-remember_widgets()
+    TOPICS = [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/models.py", title="Models and data", icon=":material/inventory_2:", url_path="models"),
+        st.Page("pages/cnn_basics.py", title="CNN basics", icon=":material/grid_on:", url_path="cnn_basics"),
+        st.Page("pages/train_cnn.py", title="Train a CNN", icon=":material/show_chart:", url_path="train_cnn"),
+        st.Page("pages/pretrained.py", title="Pretrained CNNs", icon=":material/label:", url_path="pretrained"),
+        st.Page("pages/transfer_learning.py", title="Transfer learning", icon=":material/model_training:",
+                url_path="transfer_learning"),
+        st.Page("pages/face_detection.py", title="Face detection", icon=":material/face:", url_path="face_detection"),
+        st.Page("pages/face_recognition.py", title="Face recognition", icon=":material/badge:",
+                url_path="face_recognition"),
+        st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:",
+                url_path="object_detection"),
+        st.Page("pages/video.py", title="Video", icon=":material/movie:", url_path="video"),
+        st.Page("pages/live.py", title="Live camera", icon=":material/videocam:", url_path="live"),
+        st.Page("pages/api_keys.py", title="API keys", icon=":material/key:", url_path="api_keys"),
+    ]
+
+    require_sign_in()
+    page = st.navigation(TOPICS)
+    account()
+    photo_source()
+    page.run()
+    remember_widgets()
+else:  # imported by the server that `streamlit run app.py` starts
+    from starlette.middleware import Middleware
+
+    from vision_backend import api
+
+    # The API answers /api/... ahead of Streamlit's own middleware (api.ServedFirst says why); the lifespan sets
+    # TCP_NODELAY on the server's socket and stops the API's workers at the end (vision_backend/api/server.py).
+    app = App(str(Path(__file__).resolve()), middleware=[Middleware(api.ServedFirst)], lifespan=api.lifespan)

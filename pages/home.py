@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from pages._api import project_example
 from pages._cards import get_everything
-from pages._shared import current_photo, preview, start_page
+from pages._shared import current_photo, friendly_errors, preview, start_page, workspace
 from vision_backend import measured, models, samples
 
 TOPICS = [
@@ -15,6 +16,7 @@ TOPICS = [
     ("pages/face_detection.py", "Face detection", "Viola-Jones, HOG, MTCNN and YuNet side by side."),
     ("pages/face_recognition.py", "Face recognition", "Face embeddings: enrol, recognise, verify, LFW accuracy."),
     ("pages/object_detection.py", "Object detection", "Selective search, IoU, NMS and COCO detectors with masks."),
+    ("pages/video.py", "Video", "Track objects through a video, count them across a line and in zones."),
 ]
 
 
@@ -53,3 +55,7 @@ st.page_link("pages/models.py", label="Model cards: sources, licences, hashes, a
              icon=":material/inventory_2:")
 get_everything("home_get_everything")
 models_table()
+
+st.subheader("From your programs")
+with friendly_errors():
+    project_example(workspace(), "home_api_project")

@@ -22,6 +22,8 @@ PAGES = {
     "pages/face_detection.py": "Face detection",
     "pages/face_recognition.py": "Face recognition",
     "pages/object_detection.py": "Object detection",
+    "pages/video.py": "Video",
+    "pages/api_keys.py": "API keys",
 }
 
 

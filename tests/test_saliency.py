@@ -13,7 +13,7 @@ from conftest import require_real
 from test_classification import EXPLAIN_TAB, TFLITE, ZOO, open_tab, tiny_raw_pixel_model
 from test_pages import start
 from vision_backend import samples
-from vision_backend.classification import CLASSIFIERS, saliency
+from vision_backend.classification import saliency
 from vision_backend.errors import SettingError
 from vision_backend.workspace import Workspace
 

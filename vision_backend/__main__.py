@@ -2,7 +2,8 @@
 
 The pages' models with the pages' default settings, over files, folders (recursively), globs or a
 text file listing paths; one row per photo or per detection in CSV, JSON Lines or Parquet; on this
-machine, or on a Ray cluster with ``--ray``. See ``--help`` of each subcommand.
+machine, or on a Ray cluster with ``--ray``. ``track`` does videos: one row per tracked box per frame,
+with a counting line and zones (see :mod:`vision_backend.batch.video`). See ``--help`` of each subcommand.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ EXAMPLES = """examples:
   python -m vision_backend objects 'street/**/*.jpg' --model yolov8n_seg --out objects.jsonl --resume
   python -m vision_backend embed people/ --out faces.npy
   python -m vision_backend faces /mnt/shared/archive --out faces.parquet --ray ray://head:10001
+  python -m vision_backend track clips/ --line 0,216,768,216 --out tracks.parquet --counts counts.csv
+  python -m vision_backend keys create --home ~/.vision_lab --name "shop scanner"   # an API key, printed once
 
 A bad or unreadable file is a row with an `error` and never stops the run; --resume skips photos
 already in --out. Models missing here are fetched on first use (python -m vision_backend.models status).
@@ -90,7 +93,57 @@ def build_parser() -> argparse.ArgumentParser:
     objects = _subcommand(sub, "objects", "COCO objects (masks as COCO RLE for segmenting models)")
     _model_choice(objects, "object detector", "objects")
     _face_models(_subcommand(sub, "embed", "face embeddings (.parquet, or .npy with the rows beside it)"))
+    _keys(sub)
+    _track(sub)
     return parser
+
+
+TRACK_EXAMPLES = """examples:
+  python -m vision_backend track car-detection.mp4 --line 0,216,768,216 --out tracks.parquet --video annotated.mp4
+  python -m vision_backend track clips/ --line 0,216,768,216 --counts counts.csv --out tracks.csv --resume
+  python -m vision_backend track lobby.mov --zone "100,300 500,300 500,470 100,470" --set anchor=bottom_center \\
+      --set class_aware=true --out people.jsonl --counts counts.csv
+
+A line is x1,y1,x2,y2 in the video's pixels: "in" is to the right walking from its first end to its second (a line
+drawn left to right counts downwards as in). The defaults suit a camera looking down (class_aware=false,
+anchor=center); for one looking across a scene, --set anchor=bottom_center. A video that cannot be read is a row
+with an `error`; --resume skips videos already in --out.
+"""
+
+
+def _track(sub: Any) -> None:
+    """``track``: its own options (a video is done on every core, one after another: no lanes, no Ray)."""
+    help = "objects tracked through videos (ByteTrack), counted across a line and in zones"
+    parser = sub.add_parser("track", help=help, description=help, epilog=TRACK_EXAMPLES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="VIDEOS",
+                        help="videos (MP4, MOV, WebM, MKV, AVI), folders, globs, or a .txt file listing paths")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="one row per tracked box per frame: .csv, .jsonl or .parquet")
+    _model_choice(parser, "object detector", "objects")
+    parser.add_argument("--line", metavar="X1,Y1,X2,Y2", help="a counting line, in the video's pixels")
+    parser.add_argument("--zone", action="append", default=[], metavar="'X,Y X,Y X,Y...'",
+                        help="a zone's corners (repeatable): entries, occupancy and time inside")
+    parser.add_argument("--video", metavar="FILE.mp4|DIR", help="write the annotated video (H.264 MP4) here; with "
+                        "several videos, FILE_<video>.mp4 each, or DIR/<video>.mp4")
+    parser.add_argument("--counts", metavar="FILE",
+                        help="the counts, one a row (path, counter, direction, label, count): .csv, .jsonl or .parquet")
+    parser.add_argument("--blur-faces", action="store_true", help="blur faces in the annotated video, along their tracks")
+    parser.add_argument("--resume", action="store_true", help="skip videos already in --out and add to it")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a detector or tracking setting (track_threshold, class_aware, anchor...), checked")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _keys(sub: Any) -> None:
+    """``keys create|list|revoke``: API keys for the HTTP API, made by an operator (the API keys page makes them
+    for a person)."""
+    keys = sub.add_parser("keys", help="API keys of a workspace: create (printed once), list or revoke",
+                          description=_keys.__doc__)
+    keys.add_argument("action", choices=("create", "list", "revoke"))
+    keys.add_argument("--home", help="the workspace's folder (default: this machine's local workspace)")
+    keys.add_argument("--name", help="the key's name (create, revoke)")
+    keys.add_argument("--read-only", action="store_true", help="create: a key that cannot change the gallery")
 
 
 def _face_models(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +201,14 @@ def photos_of(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "keys":
+        from vision_backend.api.keys import command
+
+        return command(args.action, args.home, args.name, args.read_only)
+    if args.command == "track":
+        from vision_backend.batch.video import run_track
+
+        return run_track(args, settings(args.set))
     from vision_backend.batch.output import open_writer
 
     photos = photos_of(args)
@@ -174,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(f"\nstopped: the rows so far are in {args.out}; carry on with --resume", file=sys.stderr)
+        print(f"\nstopped: the rows so far are in {getattr(args, 'out', '')}; carry on with --resume", file=sys.stderr)
         return 130
     except (UserError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
