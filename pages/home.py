@@ -8,15 +8,23 @@ from pages._cards import get_everything
 from pages._shared import current_photo, friendly_errors, preview, start_page, workspace
 from vision_backend import measured, models, samples
 
-TOPICS = [
-    ("pages/cnn_basics.py", "CNN basics", "Convolution kernels, feature maps and pooling on your own photo."),
-    ("pages/train_cnn.py", "Train a CNN", "Build the classic small Keras CNN and train it on 28x28 images, live."),
-    ("pages/pretrained.py", "Pretrained CNNs", "ImageNet top-5 with MobileNetV2, VGG16, ResNet50 and more."),
-    ("pages/transfer_learning.py", "Transfer learning", "Label your own classes and train a head on a frozen base."),
-    ("pages/face_detection.py", "Face detection", "Viola-Jones, HOG, MTCNN and YuNet side by side."),
-    ("pages/face_recognition.py", "Face recognition", "Face embeddings: enrol, recognise, verify, LFW accuracy."),
-    ("pages/object_detection.py", "Object detection", "Selective search, IoU, NMS and COCO detectors with masks."),
-    ("pages/video.py", "Video", "Track objects through a video, count them across a line and in zones."),
+TOPICS = [  # (page, title, its navigation icon, what it shows)
+    ("pages/cnn_basics.py", "CNN basics", ":material/grid_on:",
+     "Convolution kernels, feature maps and pooling on your own photo."),
+    ("pages/train_cnn.py", "Train a CNN", ":material/show_chart:",
+     "Build the classic small Keras CNN and train it on 28x28 images, live."),
+    ("pages/pretrained.py", "Pretrained CNNs", ":material/label:",
+     "ImageNet top-5 with MobileNetV2, VGG16, ResNet50 and more, and where each one looked."),
+    ("pages/transfer_learning.py", "Transfer learning", ":material/model_training:",
+     "Label your own classes and train a head on a frozen base."),
+    ("pages/face_detection.py", "Face detection", ":material/face:", "Viola-Jones, HOG, MTCNN and YuNet side by side."),
+    ("pages/face_recognition.py", "Face recognition", ":material/badge:",
+     "Face embeddings: enrol, recognise, verify, LFW accuracy."),
+    ("pages/object_detection.py", "Object detection", ":material/directions_bike:",
+     "Selective search, IoU, NMS and COCO detectors with masks."),
+    ("pages/video.py", "Video", ":material/movie:", "Track objects through a video, count them across a line and in zones."),
+    ("pages/live.py", "Live camera", ":material/videocam:",
+     "Your webcam through any detector, recogniser or classifier, frame by frame."),
 ]
 
 
@@ -41,8 +49,8 @@ start_page(":material/biotech: Vision Lab", "A hands-on tour of the classic comp
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Topics")
-    for path, title, line in TOPICS:  # the line as a caption: a link label is cut to one line on a projector
-        st.page_link(path, label=f"**{title}**")
+    for path, title, icon, line in TOPICS:  # the line as a caption: a link label is cut to one line on a projector
+        st.page_link(path, label=f"**{title}** →", icon=icon)
         st.caption(line)
 with right:
     name, image = current_photo()

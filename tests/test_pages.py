@@ -95,6 +95,16 @@ def test_home_shows_topics_and_the_model_status_table() -> None:
     assert (missing["get it with"].str.len() > 0).all()
 
 
+def test_home_links_to_every_topic_in_the_navigation() -> None:
+    """Each page of the navigation but Home and the two housekeeping pages is a topic on Home, with its icon."""
+    import re
+
+    navigation = set(re.findall(r'url_path="(\w+)"', (ROOT / "app.py").read_text())) - {"models", "api_keys"}
+    links = {link.proto.page: link.proto for link in start().get("page_link")}
+    assert navigation and navigation <= set(links), navigation - set(links)
+    assert all(links[page].icon for page in navigation)
+
+
 def test_sample_photo_flows_to_other_pages() -> None:
     require_real("photos")
     app = start()
