@@ -67,3 +67,23 @@ def test_models_saved_per_session_keep_only_the_newest(home: Path) -> None:
     assert sorted(kept.all()) == ["cnn_mnist_deck_3", "cnn_mnist_deck_4"]
     assert [m.read() for m in kept.all().values()] == [b"model 3", b"model 4"]
     assert len(kept.blobs.keys()) == 2, "the files of the models that went are gone too"
+
+
+def test_a_copy_carries_every_kind_of_collection_a_workspace_makes_api_keys_included(tmp_path: Path) -> None:
+    """A workspace with a project, a gallery, a trained CNN and an API key copies whole to another store; a
+    catalogue of a kind the copy does not know would stop it (and lose the person's keys on a move)."""
+    import numpy as np
+
+    from vision_backend.api.keys import KeyRing
+    from vision_backend.storage import LocalStore
+    from vision_backend.workspace import copy_workspaces
+
+    person = "people/" + "ab" * 12
+    space = Workspace(LocalStore(tmp_path / "laptop"), person)
+    space.project("Flowers").add_class("daisy")
+    space.gallery().enrol("Ada", "dlib_resnet_face", [(np.eye(1, 128)[0], np.zeros((8, 8, 3), np.uint8), "a.jpg")])
+    space.trained_cnns().save("cnn", b"weights", {})
+    KeyRing(space).create("scanner", True, "me")
+    assert copy_workspaces(space.store, LocalStore(tmp_path / "server"), person, say=lambda line: None) == 4
+    made, copied = (KeyRing(Workspace(LocalStore(tmp_path / where), person)).list() for where in ("laptop", "server"))
+    assert [k["name"] for k in copied] == ["scanner"] and copied == made

@@ -31,6 +31,14 @@ from vision_backend.transfer import projects
 from vision_backend.transfer.projects import CATALOGUE, Project
 
 VISITS = "visits"
+KEYS_SCOPE, KEYS_CATALOGUE = "api", "keys"
+KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, digest TEXT NOT NULL, writable INTEGER NOT NULL,
+    created {REAL} NOT NULL, created_by TEXT NOT NULL, last_used {REAL}, last_from TEXT)
+"""
+"""The workspace's API keys (:mod:`vision_backend.api.keys` makes and checks them): here, so that a workspace's
+copy knows every kind of collection it holds without importing the API."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ COLLECTIONS = (
                ("images", "models"), folder="projects"),
     Collection("gallery", galleries.SCHEMA, ("people", "faces"), ("crops",), leaf="faces"),
     Collection("catalogue", saved.SCHEMA, ("saved_models",), ("models",), leaf="cnn"),
+    Collection(KEYS_CATALOGUE, KEYS_SCHEMA, ("api_keys",), (), leaf=KEYS_SCOPE),
 )
 
 

@@ -28,14 +28,9 @@ from typing import Any
 from vision_backend.api.answers import Unauthorized
 from vision_backend.errors import BadInput, NameTaken, NotFound
 from vision_backend.storage import check_name, configured, join, open_store
-from vision_backend.workspace import VISITS, Workspace
+from vision_backend.workspace import KEYS_CATALOGUE, KEYS_SCHEMA, KEYS_SCOPE, VISITS, Workspace
 
-SCOPE, CATALOGUE = "api", "keys"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, digest TEXT NOT NULL, writable INTEGER NOT NULL,
-    created {REAL} NOT NULL, created_by TEXT NOT NULL, last_used {REAL}, last_from TEXT)
-"""
+SCOPE, CATALOGUE, SCHEMA = KEYS_SCOPE, KEYS_CATALOGUE, KEYS_SCHEMA
 KEY = re.compile(r"vl_(local|[pv][0-9a-f]{24})_([0-9a-f]{12})_([0-9a-f]{48})")
 KINDS = {"p": "people", "v": VISITS}
 REMEMBER_S = 10.0
