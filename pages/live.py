@@ -249,10 +249,11 @@ def show_stats(proc: live.FrameProcessor, task: str) -> None:
     """Frames per second, milliseconds per frame and what the newest frame holds (refreshed every second)."""
     stats = proc.stats()
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Frames per second", f"{stats.fps:.1f}")
-    m2.metric("ms per frame", f"{stats.ms:.0f}")
-    m3.metric("Frames processed", f"{stats.processed:,}")
-    m4.metric("Dropped (newest wins)", f"{stats.dropped:,}")
+    # labels of a word or two: a metric's label is cut at its column's width (four columns on a projector)
+    m1.metric("FPS", f"{stats.fps:.1f}", help="frames processed a second")
+    m2.metric("ms / frame", f"{stats.ms:.0f}", help="the model's time for one frame")
+    m3.metric("Processed", f"{stats.processed:,}", help="frames processed since the camera started")
+    m4.metric("Dropped", f"{stats.dropped:,}", help="frames skipped while the model was busy: the newest frame wins")
     st.markdown(f"**In the newest frame:** {found_text(stats, task)}")
     if stats.seen is not None and stats.seen.notes:
         st.markdown("**Counted:** " + "; ".join(stats.seen.notes))

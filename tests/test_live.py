@@ -353,7 +353,7 @@ def open_live_page(playwright, camera: Path, url: str):
     """Chromium with ``camera`` as its webcam, on the app's home page, then the Live camera page."""
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + FAKE_CAMERA +
                                          [f"--use-file-for-fake-video-capture={camera}"])
-    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab = browser.new_page(viewport={"width": 1280, "height": 800})
     tab.set_default_timeout(90_000)
     tab.goto(url)
     tab.get_by_role("heading", name="Vision Lab").wait_for()
@@ -382,8 +382,15 @@ def reported(tab) -> dict:
         label, value = [line.strip() for line in text.split("\n") if line.strip()][:2]
         figures[label] = float(value.replace(",", ""))
     found = tab.get_by_text("In the newest frame:").locator("xpath=..").all_inner_texts()
-    return {"fps": figures.get("Frames per second", 0.0), "processed": figures.get("Frames processed", 0.0),
+    return {"fps": figures.get("FPS", 0.0), "processed": figures.get("Processed", 0.0),
             "found": found[0].split(":", 1)[1].strip() if found else ""}
+
+
+def cut_labels(tab, test_id: str) -> list[str]:
+    """The labels of ``test_id`` elements whose text does not fit their box (shown with an ellipsis)."""
+    return tab.evaluate("""id => [...document.querySelectorAll(`[data-testid="${id}"]`)]
+        .filter(el => [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
+        .map(el => el.innerText)""", test_id)
 
 
 def wait_for_report(tab, wanted, timeout: float = 120) -> dict:
@@ -430,6 +437,7 @@ def test_live_page_counts_the_faces_of_a_camera_and_stops_when_left(playwright, 
         press_start(tab)
         report = wait_for_report(tab, lambda r: r["found"] == "3 × face" and r["fps"] > 0 and r["processed"] >= 10)
         assert report["fps"] > 0
+        assert not cut_labels(tab, "stMetricLabel"), "a figure's label is cut at its column's width"
         assert {"async_media_processor", "video-decoder"} <= {n.rstrip("_0123456789") for n in
                                                               stream_threads(server.pid)}
         tab.screenshot(path=str(tmp_path / "live_faces.png"))
