@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import require_real
 from test_pages import start
 from vision_backend import models
 from vision_backend.__main__ import build_parser, main
 from vision_backend.cards import ModelCard
+from vision_backend.classification import imagenet
 from vision_backend.classification.classifiers import ImageNetClassifier, Runner
 from vision_backend.detections import Detections
 from vision_backend.intake import encode_png
@@ -68,7 +70,7 @@ class ToyClassifier(ImageNetClassifier):
 
     card = ModelCard(name="toy_classifier", title="Toy brightness classifier", task="ImageNet classification",
                      licence="MIT (toy)", source="package", package="numpy", accuracy="none: a fixed rule",
-                     files=(), input="any")
+                     files=(imagenet.CLASS_INDEX.files[0],), input="any")
     engines = ("numpy",)
     size = 8
 
@@ -103,7 +105,7 @@ def test_the_pages_show_their_widgets_and_run_them(toys: dict) -> None:
     app = start("pages/face_detection.py")
     chosen = app.multiselect(key="fd_chosen")
     assert "Toy face finder" in chosen.options
-    chosen.set_value([*chosen.value, "toy_faces"]).run()
+    chosen.set_value([*(n for n in chosen.value if n != "toy_faces"), "toy_faces"]).run()
     assert any(s.label == "Toy face share of the photo" for s in app.slider), "its setting, from its Param"
     assert any(c.value.startswith("Toy face finder: 1 face(s)") for c in app.caption)
     app = start("pages/object_detection.py")
@@ -111,6 +113,7 @@ def test_the_pages_show_their_widgets_and_run_them(toys: dict) -> None:
     assert not app.exception, app.exception
     assert any(s.label == "Toy thing share of the photo" for s in app.slider)
     assert any(c.value.startswith("Toy thing finder: 1 object(s) shown") for c in app.caption)
+    require_real("imagenet_class_index")  # its labels are ImageNet's
     app = start("pages/pretrained.py")
     app.selectbox(key="pt_model").set_value("toy_classifier").run()
     assert not app.exception, app.exception
@@ -130,6 +133,7 @@ def test_the_live_page_lists_them(toys: dict) -> None:
 def test_the_command_line_lists_and_runs_them(toys: dict, tmp_path: Path) -> None:
     photo = tmp_path / "grey.png"
     photo.write_bytes(encode_png(np.full((64, 96, 3), 200, np.uint8)))
+    require_real("imagenet_class_index")
     parser = build_parser()
     for command, name in (("faces", "toy_faces"), ("objects", "toy_objects"), ("classify", "toy_classifier")):
         assert name in parser._subparsers._group_actions[0].choices[command].format_help()
