@@ -26,7 +26,7 @@ from _harness import CHILD_PEAK_RSS_MB, ROOT, Bench, in_fresh_process
 
 from vision_backend import engines, samples  # noqa: E402
 from vision_backend.classification import CLASSIFIERS  # noqa: E402
-from vision_backend.classification.convert import keras_to_onnx  # noqa: E402
+from vision_backend.convert import keras_to_onnx  # noqa: E402
 from vision_backend.transfer.bases import MOBILENET_V2  # noqa: E402
 
 MACHINE_GFLOPS = 190.0

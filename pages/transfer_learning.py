@@ -13,7 +13,7 @@ from pages._shared import (UPLOAD_TYPES, current_photo, decode_photo, ensure_rea
                            keep, literal, settings_widgets, start_page, tabbed, workspace)
 from vision_backend import models
 from vision_backend.archive import ArchiveError
-from vision_backend.classification import convert
+from vision_backend import convert
 from vision_backend.intake import ImageIntakeError, encode_png
 from vision_backend.small_cnn.training import epoch_callback
 from vision_backend.transfer import demo, evaluate, export, features, full, head

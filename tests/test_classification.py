@@ -17,7 +17,7 @@ from conftest import ROOT, require_real
 from test_pages import open_tab, start
 from vision_backend import engines, models, paths, samples
 from vision_backend.classification import CLASSIFIERS, Prediction, engine_agreement, gradcam, imagenet
-from vision_backend.classification.convert import converted_path, keras_to_onnx, tflite_to_onnx
+from vision_backend.convert import converted_path, keras_to_onnx, tflite_to_onnx
 from vision_backend.imageops import PixelScaling, resize_square
 from vision_backend.intake import read_image
 from vision_backend.transfer import demo

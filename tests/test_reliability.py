@@ -280,7 +280,7 @@ import numpy as np
 from PIL import Image
 from vision_backend import models, samples
 from vision_backend.classification import CLASSIFIERS
-from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
+from vision_backend.convert import keras_to_onnx, keras_to_tflite
 from vision_backend.face_detection import DETECTORS as FACES
 from vision_backend.face_recognition.recognise import analyse
 from vision_backend.object_detection import DETECTORS as OBJECTS

@@ -24,7 +24,7 @@ from test_intake import BAD_FILES
 from test_pages import open_tab, plain, start
 from vision_backend import engines, models
 from vision_backend.archive import BLOCK, Entry, Skipped, class_images
-from vision_backend.classification.convert import keras_to_onnx, keras_to_tflite
+from vision_backend.convert import keras_to_onnx, keras_to_tflite
 from vision_backend.classification.gradcam import grad_cam, last_conv_layer
 from vision_backend.imageops import PixelScaling, resize_square
 from vision_backend.intake import ImageIntakeError, encode_png, read_image

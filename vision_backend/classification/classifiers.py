@@ -22,7 +22,7 @@ from vision_backend import engines
 from vision_backend.cards import KERAS_APPS, AssetFile, ModelCard, shared_file
 from vision_backend.errors import SettingError
 from vision_backend.classification import imagenet
-from vision_backend.classification.convert import converted_path, keras_to_onnx, tflite_to_onnx
+from vision_backend.convert import converted_path, keras_to_onnx, tflite_to_onnx
 from vision_backend.imageops import IMAGENET_MEAN, IMAGENET_STD, PixelScaling, centre_crop, resize_square, softmax
 from vision_backend.model import Model
 

@@ -1,7 +1,7 @@
 """A frozen base on ONNX Runtime: the Keras base converted once, its pixel scaling inside, one output per tap,
 and run one lane a core.
 
-Converted through the repository's one Keras-to-ONNX path (``classification.convert.keras_to_onnx``: Keras's
+Converted through the repository's one Keras-to-ONNX path (``convert.keras_to_onnx``: Keras's
 export, tf2onnx), then tidied with the ``onnx`` package: the input is ``image`` (raw 0-255 RGB, NHWC, any
 batch), each output is named after its tap, so a detector's head can be appended to the graph by those
 names (``own_detection.graph``). ONNX Runtime folds the batch-norms, fuses ReLU6 and the residual adds into
@@ -104,7 +104,7 @@ def convert_base(base: Any, taps: tuple[str, ...], size: int, path: Path) -> Pat
     """Write ``path``: the base at ``size`` with the outputs ``taps``, as ONNX (about 8 s for MobileNetV2)."""
     import onnx
 
-    from vision_backend.classification.convert import keras_to_onnx
+    from vision_backend.convert import keras_to_onnx
 
     model = keras_probe(base, taps, size)
     with tempfile.TemporaryDirectory(dir=paths.app_dir("tmp")) as folder:
