@@ -16,10 +16,16 @@ base on Keras with the numpy head (every anchor scoring 0.05 or more, 8 test pho
 ``detect`` alone; ``own_rcnn_photo_s``: ``detect`` on a test photo (selective search, the graph over 1000
 proposals, NMS), median over the 40.
 
-Targets: raccoon AP50 >= 0.70 for both, fast training <= 120 s, R-CNN's <= 300 s, live >= 15 FPS, R-CNN <= 2 s a
-photo, ONNX vs Keras <= 1 px, features_b16_vs_floor <= 1.3, features_16_photos_vs_keras <= 0.4.
+``voc_coco_yolo_roundtrip_boxes_lost``: the raccoon set imported into a detection project (as the page and
+``detector import`` do), then exported and imported again as Pascal VOC, then COCO, then YOLO, project to project;
+the boxes of the first project with no box of the same class within half a pixel in the last one (``--roundtrip``
+measures this alone, in seconds).
 
-python bench/own_detector.py [--quick]
+Targets: raccoon AP50 >= 0.70 for both, fast training <= 120 s, R-CNN's <= 300 s, live >= 15 FPS, R-CNN <= 2 s a
+photo, ONNX vs Keras <= 1 px, features_b16_vs_floor <= 1.3, features_16_photos_vs_keras <= 0.4, no box lost in the
+round trip.
+
+python bench/own_detector.py [--quick] [--roundtrip]
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import av
 import cv2
@@ -144,8 +151,46 @@ def rcnn_photo(bench: Bench, trained, test) -> None:
     bench.record("own_rcnn_photo_s", statistics.median(_seconds(lambda i=i: detector.detect(i)) for i in images), "s")
 
 
+def boxes_lost(first, last) -> int:
+    """Boxes of ``first`` (photos by name) with no box of the same class in ``last`` within half a pixel."""
+    found = {photo.name: photo for photo in last}
+    lost = 0
+    for photo in first:
+        there = found.get(photo.name)
+        for box, label in zip(photo.boxes, photo.labels):
+            near = [] if there is None else [np.abs(other - box).max() <= 0.5
+                                             for other, name in zip(there.boxes, there.labels) if name == label]
+            lost += not any(near)
+    return lost
+
+
+def round_trip(bench: Bench) -> None:
+    """The raccoon set through detection projects: VOC in, then VOC, COCO and YOLO out and in again."""
+    from vision_backend.workspace import Workspace
+
+    space = Workspace.at(Path(tempfile.mkdtemp(prefix="own_roundtrip_")))
+    first = space.detection_project("raccoons")
+    started = time.perf_counter()
+    first.import_set(RACCOON)
+    current = first
+    for fmt in ("voc", "coco", "yolo"):
+        following = space.detection_project(f"after {fmt}")
+        following.import_set(current.export(fmt))
+        current = following
+    seconds = time.perf_counter() - started
+    original = first.labelled()
+    with bench.about("raccoon"):
+        bench.record("voc_coco_yolo_roundtrip_boxes", sum(len(p.boxes) for p in original), "boxes")
+        bench.record("voc_coco_yolo_roundtrip_boxes_lost", boxes_lost(original, current.labelled()), "boxes")
+        bench.record("voc_coco_yolo_roundtrip_s", seconds, "s")
+
+
 def main() -> None:
-    bench = Bench("own_detector", __doc__)
+    bench = Bench("own_detector", __doc__, extra=lambda parser: parser.add_argument(
+        "--roundtrip", action="store_true", help="only the VOC/COCO/YOLO round trip through projects (seconds)"))
+    round_trip(bench)
+    if bench.args.roundtrip:
+        return
     train, test = (read_csv(RACCOON / f"{split}_labels.csv").photos for split in ("train", "test"))
     feature_speed(bench, [photo_image(p) for p in test[:16]])
     # the base's one-off conversions to ONNX at the detectors' sizes (kept for every later training)

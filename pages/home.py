@@ -22,6 +22,8 @@ TOPICS = [  # (page, title, its navigation icon, what it shows)
      "Face embeddings: enrol, recognise, verify, LFW accuracy."),
     ("pages/object_detection.py", "Object detection", ":material/directions_bike:",
      "Selective search, IoU, NMS and COCO detectors with masks."),
+    ("pages/own_objects.py", "Your own objects", ":material/crop_free:",
+     "Draw boxes for your own classes, train a detector (R-CNN step by step, or a fast one for the live camera)."),
     ("pages/video.py", "Video", ":material/movie:", "Track objects through a video, count them across a line and in zones."),
     ("pages/live.py", "Live camera", ":material/videocam:",
      "Your webcam through any detector, recogniser or classifier, frame by frame."),

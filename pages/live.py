@@ -128,10 +128,11 @@ def recognition_task() -> live.RecognitionTask | None:
 
 
 def object_task() -> live.ObjectTask | None:
-    name = st.radio("Model", list(OBJECT_DETECTORS), horizontal=True, format_func=model_label(OBJECT_DETECTORS),
-                    key=keep("live_object_model", models.default("objects").name))
-    licence_note(OBJECT_DETECTORS[name].card)
-    detector = ready_model(name)
+    choices = live.object_detectors(workspace())  # the registry's, then your own fast detectors (Your own objects)
+    name = st.radio("Model", list(choices), horizontal=True, format_func=model_label(choices),
+                    key=kept_choice("live_object_model", [models.default("objects").name, *choices]))
+    licence_note(choices[name].card)
+    detector = ready_model(name) if name in OBJECT_DETECTORS else choices[name]
     if detector is None:
         return None
     with st.expander(f"{detector.title} settings"):

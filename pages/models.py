@@ -3,11 +3,13 @@ accuracy, status) beside the figures measured on this machine by the benchmarks 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from pages._cards import get_everything
-from pages._shared import ensure_ready, friendly_errors, how_to_get, start_page
+from pages._shared import ensure_ready, friendly_errors, how_to_get, start_page, workspace
 from vision_backend import measured, models
 from vision_backend.cards import AssetFile, ModelCard
 
@@ -110,6 +112,33 @@ def cards(figures: dict[str, measured.Figure]) -> None:
                 panel(card, figures, opened=card is chosen)
 
 
+def own_detectors() -> None:
+    """The detectors this workspace trained on its own boxes (Your own objects), each with its card."""
+    space = workspace()
+    rows = []
+    for name in space.detection_projects():
+        for saved in space.detection_project(name, create=False).detectors().values():
+            rows.append(own_card(name, saved))
+    st.subheader("Your detectors")
+    if not rows:
+        st.caption("None yet: draw boxes and train one on the Your own objects page.")
+        return
+    st.dataframe(pd.DataFrame(sorted(rows, key=lambda r: r["trained"], reverse=True)), hide_index=True,
+                 width="stretch", column_config={"trained": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm")})
+
+
+def own_card(project: str, saved: Any) -> dict[str, Any]:
+    """A trained detector's card: what it finds, what it learnt from, how good it measured, what it is built on."""
+    meta = saved.meta
+    measured = (f"AP50 {meta['ap50']:.2f}, AP {meta['ap']:.2f} on {meta.get('tested_photos')} held-out photos"
+                if meta.get("ap50") is not None else "not measured (nothing held out)")
+    return {"project": project, "detector": saved.stem, "kind": meta.get("kind"),
+            "classes": ", ".join(meta.get("classes", [])), "photos": meta.get("photos"), "boxes": meta.get("boxes"),
+            "measured": measured, "base": meta.get("base"), "input": f"{meta.get('input_size')} px",
+            "training": f"{meta.get('train_s', 0):.0f} s" + (" (stopped)" if meta.get("stopped") else ""),
+            "trained": pd.Timestamp(saved.saved, unit="s")}
+
+
 start_page(":material/inventory_2: Models and data",
            "Each model and data set: where it comes from, its licence and hash, what its publisher measured, and "
            "what the benchmarks measured on this machine. This VM's speed moves 1.4-4x from day to day: beside a "
@@ -118,3 +147,5 @@ ready = sum(c.ready() for c in models.cards())
 st.caption(f"{ready} of {len(models.cards())} ready. Full benchmark report: `bench/REPORT.md`.")
 get_everything("models_get_everything")
 cards(measured.latest())
+with friendly_errors():
+    own_detectors()

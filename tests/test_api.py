@@ -157,6 +157,47 @@ def test_a_projects_own_classes_and_the_list_of_projects(client, mine, colours) 
 def test_own_detectors_answer_404_with_what_to_do(client, mine) -> None:
     answer = client.post("/api/v1/detectors/cars/detect", headers=mine, files=photo())
     assert answer.status_code == 404 and "no detector called “cars”" in answer.json()["error"]
+    assert "Your own objects page" in answer.json()["error"]
+    Workspace.local().detection_project("Untrained").add_class("mug")
+    answer = client.post("/api/v1/detectors/Untrained/detect", headers=mine, files=photo())
+    assert answer.status_code == 404 and "has no detector yet: train one" in answer.json()["error"]
+
+
+RACCOONS = "data/detection/raccoon"
+
+
+@pytest.fixture(scope="module")
+def raccoon_detector(home: Path) -> Path:
+    """A detection project trained as the Your own objects page trains one (real raccoon photos, the fast detector);
+    returns one of the photos it learnt from (the API, not the detector, is under test here)."""
+    from conftest import require_shared
+    from vision_backend.own_detection import read_csv, workflow
+
+    require_real("mobilenet_v2_notop")
+    folder = require_shared() / RACCOONS
+    project = Workspace.local().detection_project("Raccoons")
+    for labelled in read_csv(folder / "train_labels.csv").photos[:16]:
+        project.add_photo(labelled.data, labelled.name, labelled.boxes, labelled.labels)
+    workflow.train_project(project, "fast", {"epochs": 8, "input_size": 224, "crops": 0}, 0.0)
+    return folder / "images" / project.photos()[0].name
+
+
+@pytest.mark.slow
+def test_your_own_detector_answers_with_the_batch_commands_row(client, mine, raccoon_detector: Path) -> None:
+    """POST /detectors/{project}/detect: the newest detector trained on a detection project of the key's workspace,
+    its settings as query parameters, the same row as ``objects --project`` for the same file."""
+    files = {"photo": ("raccoon.jpg", raccoon_detector.read_bytes(), "image/jpeg")}
+    answer = client.post("/api/v1/detectors/Raccoons/detect?score_threshold=0.2", headers=mine, files=files)
+    assert answer.status_code == 200, answer.text
+    row = answer.json()
+    assert row["model"].startswith("Raccoons/fast_") and row["objects"] >= 1
+    assert {d["label"] for d in row["detections"]} == {"raccoon"}
+    task = tasks.ProjectObjects("Raccoons", per="photo", settings={"score_threshold": "0.2"}).resolve([])
+    task.load()
+    assert row == {**task.run([str(raccoon_detector)])[0], "path": "raccoon.jpg"}
+    for query in ("score_threshold=2", "anchors=9"):
+        refused = client.post(f"/api/v1/detectors/Raccoons/detect?{query}", headers=mine, files=files)
+        assert refused.status_code == 400, refused.text
 
 
 def test_model_cards_list_every_registered_model_with_its_settings(client, mine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 
 from browser_tools import chromium, eight_visitors, streamlit_server
@@ -134,3 +135,57 @@ def test_eight_visitors_open_the_app_together_on_a_cold_server(tmp_path_factory)
     for url in start_server(tmp_path_factory):
         results = eight_visitors(url, timeout_s=900)
         assert [why for _, ok, why in results if not ok] == [], results
+
+
+@pytest.fixture(scope="module")
+def labelling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server whose workspace holds a detection project with a class and one real photo, no box yet."""
+    from vision_backend import samples
+    from vision_backend.workspace import Workspace
+
+    require_real("photos")
+    home = tmp_path_factory.mktemp("labelling_home")
+    project = Workspace.at(home).detection_project("Street")
+    project.add_class("bicycle")
+    project.add_photo((samples.photos_dir() / "dog_bicycle_truck.jpg").read_bytes(), "dog_bicycle_truck.jpg")
+    with streamlit_server(home, tmp_path_factory.mktemp("logs")) as server:
+        yield server.url, home
+
+
+@pytest.mark.slow
+def test_a_box_dragged_on_the_canvas_is_kept_with_its_class_in_the_photos_pixels(browser, labelling) -> None:
+    """The canvas only exists under ``streamlit run``: drag a rectangle on your photo on the Your own objects page and
+    the project holds the box, with the class picked, in the photo's own pixels."""
+    import time
+
+    from vision_backend.own_detection import canvas as boxes_canvas
+    from vision_backend.workspace import Workspace
+
+    url, home = labelling
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    tab = context.new_page()
+    tab.set_default_timeout(90_000)
+    tab.goto(url + "/own_objects")
+    tab.get_by_role("heading", name="Your own objects").wait_for()
+    tab.get_by_text("Class of the boxes you draw").wait_for()
+    drawn = tab.locator("canvas").last
+    drawn.wait_for(timeout=60_000)
+    drawn.scroll_into_view_if_needed()
+    box = drawn.bounding_box()
+    tab.mouse.move(box["x"] + 100, box["y"] + 80)
+    tab.mouse.down()
+    for step in range(1, 11):
+        tab.mouse.move(box["x"] + 100 + 20 * step, box["y"] + 80 + 12 * step)
+    tab.mouse.up()
+    project = Workspace.at(home).detection_project("Street", create=False)
+    photo = project.photos()[0]
+    deadline = time.monotonic() + 60
+    while not len(project.boxes(photo.id)[0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stored, labels = project.boxes(photo.id)
+    scale = boxes_canvas.canvas_scale(photo.width, photo.height)
+    assert labels == ("bicycle",), labels
+    assert np.allclose(stored[0], np.array([100, 80, 300, 200]) / scale, atol=3 / scale), stored  # on-screen px
+    tab.get_by_text("Boxes on this photo (1)").wait_for()
+    assert tab.get_by_text("Traceback").count() == 0 and tab.get_by_text("Something went wrong").count() == 0
+    context.close()

@@ -22,6 +22,7 @@ PAGES = {
     "pages/face_detection.py": "Face detection",
     "pages/face_recognition.py": "Face recognition",
     "pages/object_detection.py": "Object detection",
+    "pages/own_objects.py": "Your own objects",
     "pages/video.py": "Video",
     "pages/api_keys.py": "API keys",
 }

@@ -70,10 +70,12 @@ def test_models_saved_per_session_keep_only_the_newest(home: Path) -> None:
 
 
 def test_a_copy_carries_every_kind_of_collection_a_workspace_makes_api_keys_included(tmp_path: Path) -> None:
-    """A workspace with a project, a gallery, a trained CNN and an API key copies whole to another store; a
-    catalogue of a kind the copy does not know would stop it (and lose the person's keys on a move)."""
+    """A workspace with a project, a detection project (photos, boxes, a trained detector), a gallery, a trained CNN
+    and an API key copies whole to another store; a catalogue of a kind the copy does not know would stop it (and
+    lose the person's keys on a move)."""
     import numpy as np
 
+    from vision_backend import intake
     from vision_backend.api.keys import KeyRing
     from vision_backend.storage import LocalStore
     from vision_backend.workspace import copy_workspaces
@@ -84,6 +86,13 @@ def test_a_copy_carries_every_kind_of_collection_a_workspace_makes_api_keys_incl
     space.gallery().enrol("Ada", "dlib_resnet_face", [(np.eye(1, 128)[0], np.zeros((8, 8, 3), np.uint8), "a.jpg")])
     space.trained_cnns().save("cnn", b"weights", {})
     KeyRing(space).create("scanner", True, "me")
-    assert copy_workspaces(space.store, LocalStore(tmp_path / "server"), person, say=lambda line: None) == 4
+    boxes = space.detection_project("cnn")  # named like the trained CNNs' scope: told apart by its catalogue
+    photo = boxes.add_photo(intake.encode_png(np.full((40, 60, 3), 90, np.uint8)), "desk.png", [[1.5, 2, 30, 20]],
+                            ["mug"])
+    boxes.models.save("fast_1", b"onnx graph", {"kind": "fast", "classes": ["mug"]})
+    assert copy_workspaces(space.store, LocalStore(tmp_path / "server"), person, say=lambda line: None) == 5
+    copy = Workspace(LocalStore(tmp_path / "server"), person).detection_project("cnn", create=False)
+    assert copy.boxes(photo)[0].tolist() == [[1.5, 2, 30, 20]] and copy.photo_bytes(photo) == boxes.photo_bytes(photo)
+    assert copy.detectors()["fast_1"].read() == b"onnx graph"
     made, copied = (KeyRing(Workspace(LocalStore(tmp_path / where), person)).list() for where in ("laptop", "server"))
     assert [k["name"] for k in copied] == ["scanner"] and copied == made

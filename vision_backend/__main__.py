@@ -17,7 +17,8 @@ from typing import Any
 from vision_backend import models
 from vision_backend.batch import tasks
 from vision_backend.batch.paths import expand
-from vision_backend.errors import BadInput, SettingError, UserError
+from vision_backend.errors import BadInput, UserError
+from vision_backend.model import settings_from_pairs as settings
 
 DESCRIPTION = ("Vision Lab on folders of photos: the pages' models at the pages' default settings, "
                "one row per photo or per detection, here or on a Ray cluster.")
@@ -32,6 +33,8 @@ EXAMPLES = """examples:
   python -m vision_backend faces /mnt/shared/archive --out faces.parquet --ray ray://head:10001
   python -m vision_backend track clips/ --line 0,216,768,216 --out tracks.parquet --counts counts.csv
   python -m vision_backend keys create --home ~/.vision_lab --name "shop scanner"   # an API key, printed once
+  python -m vision_backend detector import raccoons/ --project Raccoons   # then: detector train, detector evaluate
+  python -m vision_backend objects photos/ --project Raccoons --out raccoons.csv   # your own detector
 
 A bad or unreadable file is a row with an `error` and never stops the run; --resume skips photos
 already in --out. Models missing here are fetched on first use (python -m vision_backend.models status).
@@ -90,11 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     recognize = _subcommand(sub, "recognize", "faces named from a workspace's gallery")
     _face_models(recognize)
     recognize.add_argument("--home", help="the workspace whose gallery is used (default: this machine's)")
-    objects = _subcommand(sub, "objects", "COCO objects (masks as COCO RLE for segmenting models)")
+    objects = _subcommand(sub, "objects", "COCO objects (masks as COCO RLE for segmenting models), or your own")
     _model_choice(objects, "object detector", "objects")
+    objects.add_argument("--project", help="a detection project (Your own objects page): its newest detector")
+    objects.add_argument("--home", help="the workspace holding --project (default: this machine's)")
     _face_models(_subcommand(sub, "embed", "face embeddings (.parquet, or .npy with the rows beside it)"))
     _keys(sub)
     _track(sub)
+    from vision_backend.batch import detector as detector_command
+
+    detector_command.add_parser(sub)
     return parser
 
 
@@ -161,17 +169,6 @@ def _model_choice(parser: argparse.ArgumentParser, group: str, role: str) -> Non
                         help="one of " + ", ".join(models.GROUPS[group]) + " (default: %(default)s)")
 
 
-def settings(pairs: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` pairs; the model checks and converts each value."""
-    chosen = {}
-    for pair in pairs:
-        name, equals, value = pair.partition("=")
-        if not equals or not name.strip():
-            raise SettingError(f"--set takes NAME=VALUE, not {pair!r}")
-        chosen[name.strip()] = value.strip()
-    return chosen
-
-
 def make_task(args: argparse.Namespace) -> tasks.Task:
     common = dict(settings=settings(args.set), threads=args.threads, draft=args.draft, spinning=args.spinning,
                   per=getattr(args, "per", "detection"))
@@ -185,6 +182,8 @@ def make_task(args: argparse.Namespace) -> tasks.Task:
         return tasks.Recognize(args.model, home=args.home, detector=args.detector, **common)
     if args.command == "embed":
         return tasks.Embed(args.model, detector=args.detector, **common)
+    if args.project:
+        return tasks.ProjectObjects(args.project, home=args.home, **common)
     return tasks.Objects(args.model, **common)
 
 
@@ -209,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
         from vision_backend.batch.video import run_track
 
         return run_track(args, settings(args.set))
+    if args.command == "detector":
+        from vision_backend.batch.detector import run as run_detector
+
+        return run_detector(args)
     from vision_backend.batch.output import open_writer
 
     photos = photos_of(args)

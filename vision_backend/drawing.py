@@ -391,3 +391,59 @@ def draw_panel(image: np.ndarray, lines: list[str], corner: str = "top_right") -
         height = cv2.getTextSize(line, FONT, scale, weight)[0][1]
         cv2.putText(out, line, (x0 + 4, 6 + row * k + height + 1), FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
     return out
+
+
+# ---- your own objects: boxes drawn, R-CNN's steps, a detector's mistakes ----------------------------
+ROLE_RGB = {"positive": (22, 163, 74), "negative": (220, 38, 38), "easy negative": (148, 163, 184)}
+"""R-CNN's training regions by role: positives green, near misses (IoU 0.1-0.5) red, the rest grey."""
+MISS_RGB, FALSE_ALARM_RGB, HIT_RGB = (220, 38, 38), (234, 88, 12), (22, 163, 74)
+
+
+def draw_labelled(image: np.ndarray, boxes: np.ndarray, labels: list[str] | tuple[str, ...],
+                  classes: list[str] | tuple[str, ...]) -> np.ndarray:
+    """A person's boxes on their photo, each in its class's colour (the class's place in ``classes``) and named."""
+    order = list(dict.fromkeys([*classes, *labels]))
+    drawn = Detections(np.asarray(boxes, np.float64).reshape(-1, 4), np.ones(len(labels)),
+                       [order.index(label) for label in labels], tuple(order))
+    return draw_detections(image, drawn, show_scores=False, show_labels=True, legend=True)
+
+
+def draw_regions(image: np.ndarray, boxes: np.ndarray, roles: np.ndarray) -> np.ndarray:
+    """Regions coloured by their role in training (:data:`ROLE_RGB`), easy negatives first so positives stay on top."""
+    out, roles = image, np.asarray(roles, dtype=object)
+    for role in ("easy negative", "negative", "positive"):
+        out = draw_boxes(out, np.asarray(boxes).reshape(-1, 4)[roles == role], ROLE_RGB[role],
+                         max(1, _thickness(image) // (2 if role == "easy negative" else 1)))
+    return out
+
+
+def draw_moves(image: np.ndarray, sources: np.ndarray, targets: np.ndarray,
+               rgb: tuple[int, int, int] = PALETTE[0]) -> np.ndarray:
+    """Box regression: each box where it started (thin, grey), where the regression moved it (``rgb``), and an arrow
+    from the one's centre to the other's."""
+    thick = _thickness(image)
+    out = draw_boxes(image, sources, ROLE_RGB["easy negative"], max(1, thick // 2))
+    out = draw_boxes(out, targets, rgb, thick + 1)
+    for source, target in zip(np.asarray(sources).reshape(-1, 4), np.asarray(targets).reshape(-1, 4)):
+        start = ((source[:2] + source[2:]) / 2).round().astype(int)
+        end = ((target[:2] + target[2:]) / 2).round().astype(int)
+        if np.abs(end - start).max() >= 2:
+            cv2.arrowedLine(out, tuple(int(v) for v in start), tuple(int(v) for v in end), rgb, thick, cv2.LINE_AA,
+                            tipLength=0.3)
+    return out
+
+
+def draw_mistakes(image: np.ndarray, found: Detections, misses: list, false_alarms: list) -> np.ndarray:
+    """What a detector got right and wrong on one photo: its boxes (green, with scores), the true boxes it missed
+    (red, "missed") and its false alarms (orange, with what each is: a duplicate, the wrong class, a loose box...)."""
+    out = draw_detections(image, found, show_labels=True, rgb=HIT_RGB, legend=False)
+    if misses:
+        missed = Detections(np.stack([m.box for m in misses]), np.ones(len(misses)), np.zeros(len(misses)),
+                            ("missed",))
+        out = draw_detections(out, missed, show_scores=False, rgb=MISS_RGB,
+                              captions=[f"missed {m.label}" for m in misses])
+    if false_alarms:
+        wrong = Detections(np.stack([f.box for f in false_alarms]), [f.score for f in false_alarms],
+                           np.zeros(len(false_alarms)), ("false alarm",))
+        out = draw_detections(out, wrong, rgb=FALSE_ALARM_RGB, captions=[f"{f.label}: {f.kind}" for f in false_alarms])
+    return out

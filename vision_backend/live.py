@@ -192,6 +192,15 @@ class RecognitionTask:
         return vectors
 
 
+def object_detectors(space: Any = None) -> dict[str, Detector]:
+    """What the live camera offers for objects: the registry's COCO detectors, then the fast detectors a person
+    trained on their own boxes (each detection project's newest, from ``space``, a workspace). R-CNN's are left
+    out: selective search takes about a second a frame."""
+    from vision_backend.object_detection import DETECTORS
+
+    return {**DETECTORS, **(space.own_detectors("fast") if space is not None else {})}
+
+
 @dataclass(frozen=True)
 class ObjectTask:
     """COCO objects: boxes and labels, masks when the model has them, and "keep only people" (masks only)."""

@@ -35,6 +35,18 @@ from vision_backend.engine_pool import EnginePool
 from vision_backend.errors import SettingError
 
 
+
+def settings_from_pairs(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs as the command line and the API take them; the model checks and converts each value."""
+    chosen = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise SettingError(f"--set takes NAME=VALUE, not {pair!r}")
+        chosen[name.strip()] = value.strip()
+    return chosen
+
+
 @dataclass(frozen=True)
 class Param:
     """One tunable setting: its name in code, its label, default, range or options, and help."""

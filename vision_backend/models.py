@@ -34,6 +34,7 @@ from vision_backend.face_recognition.embedders import EMBEDDERS
 from vision_backend.face_recognition.lfw import LFW
 from vision_backend.model import Model, with_role
 from vision_backend.object_detection.detectors import DETECTORS as OBJECT_DETECTORS
+from vision_backend.own_detection.sample import RACCOON_SET
 from vision_backend.paths import keras_home
 from vision_backend.samples import PHOTOS
 from vision_backend.small_cnn.data import FASHION_MNIST, MNIST, MNIST_T10K
@@ -44,7 +45,7 @@ GROUPS: dict[str, dict[str, Model]] = {"classifier": CLASSIFIERS, "base": BASES,
                                        "embedder": EMBEDDERS, "object detector": OBJECT_DETECTORS}
 """Each group's own registry dict (the one its topic's pages iterate), by the group a model names."""
 DATASETS: dict[str, ModelCard] = {c.name: c for c in (CLASS_INDEX, FASHION_MNIST, MNIST, MNIST_T10K, PHOTOS, LFW,
-                                                      DEMO_CLASSES, CAR_CLIP)}
+                                                      DEMO_CLASSES, CAR_CLIP, RACCOON_SET)}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 logger = logging.getLogger("vision_lab")
 

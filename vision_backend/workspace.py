@@ -1,4 +1,4 @@
-"""A workspace: everything one person makes — projects, a face gallery, trained models, exports.
+"""A workspace: everything one person makes — projects, detection projects, a face gallery, trained models, exports.
 
 On a laptop there is one local workspace, the app's data folder itself. On a shared server each
 signed-in person has their own (``people/<id>``, the id a hash of the sign-in provider and the
@@ -23,14 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from vision_backend import resume
 from vision_backend.errors import NameTaken, UserError
 from vision_backend.face_recognition import gallery as galleries
 from vision_backend.face_recognition.gallery import Gallery
+from vision_backend.own_detection import projects as detection
+from vision_backend.own_detection.projects import DetectionProject
 from vision_backend.storage import LocalStore, SavedModels, Store, join, open_store, saved
 from vision_backend.transfer import projects
 from vision_backend.transfer.projects import CATALOGUE, Project
 
 VISITS = "visits"
+SERVER_SCOPE = ".server"
+"""The server's own catalogues (``vision_backend.visits``' sign-outs): nobody's workspace, never copied with them."""
 KEYS_SCOPE, KEYS_CATALOGUE = "api", "keys"
 KEYS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -104,6 +109,27 @@ class Workspace:
         """This machine's folder for files made from the workspace's data (exports in the making, conversions)."""
         return self.store.local_dir(self.scope(*parts))
 
+    def detection_projects(self) -> list[str]:
+        """The projects of boxes drawn on photos (the Your own objects page's), by name."""
+        return self.store.children(self.scope(detection.FOLDER), detection.CATALOGUE)
+
+    def has_detection_project(self, name: str) -> bool:
+        return name in self.detection_projects()
+
+    def detection_project(self, name: str, create: bool = True) -> DetectionProject:
+        return DetectionProject(self.store, self.scope(detection.FOLDER), name, create)
+
+    def own_detectors(self, kind: str | None = None) -> dict[str, Any]:
+        """The newest detector (of ``kind``: fast or rcnn, if given) trained in each detection project, as model
+        objects by name (``<project>/<stem>``), loaded once per process and shared read-only."""
+        found = {}
+        for name in self.detection_projects():
+            project = self.detection_project(name, create=False)
+            if project.newest_detector(kind) is not None:
+                detector = project.detector(kind=kind)
+                found[detector.name] = detector
+        return found
+
 
 def remove_expired_visits(max_age_s: float) -> int:
     """Delete visit workspaces untouched for ``max_age_s`` seconds; returns how many went."""
@@ -134,9 +160,12 @@ class Collection:
 COLLECTIONS = (
     Collection(CATALOGUE, f"{projects.SCHEMA};{saved.SCHEMA}", ("classes", "examples", "saved_models"),
                ("images", "models"), folder="projects"),
+    Collection(detection.CATALOGUE, f"{detection.SCHEMA};{saved.SCHEMA}", ("classes", "photos", "boxes", "saved_models"),
+               ("photos", "models"), folder=detection.FOLDER),
     Collection("gallery", galleries.SCHEMA, ("people", "faces"), ("crops",), leaf="faces"),
     Collection("catalogue", saved.SCHEMA, ("saved_models",), ("models",), leaf="cnn"),
     Collection(KEYS_CATALOGUE, KEYS_SCHEMA, ("api_keys",), (), leaf=KEYS_SCOPE),
+    Collection(resume.CATALOGUE, resume.SCHEMA, ("resume",), ("photos",), leaf=resume.SCOPE),
 )
 
 
@@ -232,7 +261,7 @@ def check_copy(target: Store, scope: str, kind: Collection, rows: dict[str, list
 def copy_workspaces(source: Store, target: Store, prefix: str = "", replace: bool = False,
                     say: Any = print) -> int:
     """Every collection at or under ``prefix`` (every workspace for ``""``) copied and checked; how many."""
-    found = source.catalogues(prefix)
+    found = [(scope, name) for scope, name in source.catalogues(prefix) if not scope.startswith(SERVER_SCOPE)]
     kinds = [(scope, collection_of(scope, name)) for scope, name in found]  # all known before anything is copied
     for scope, kind in kinds:
         say(copy_collection(source, target, scope, kind, replace))

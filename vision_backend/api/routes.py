@@ -62,8 +62,8 @@ OPERATIONS = (
               ("photo_a", "photo_b"), group="embedder", detector=True),
     Operation("POST", "/projects/{name}/predict", work.predict, "Your own classes for a photo (a project's newest "
               "trained model)", "Predicted", ("photo",), tag="your workspace"),
-    Operation("POST", "/detectors/{name}/detect", work.own_detector, "Your own detector's boxes in a photo (not "
-              "available yet: answers 404)", "Objects", ("photo",), tag="your workspace"),
+    Operation("POST", "/detectors/{name}/detect", work.own_detector, "Your own objects in a photo (the newest "
+              "detector trained on your detection project)", "Objects", ("photo",), tag="your workspace"),
     Operation("GET", "/projects", listing.projects, "Your projects and their trained models", "Projects",
               tag="your workspace"),
     Operation("GET", "/gallery", listing.gallery, "Everyone enrolled in your gallery", "Gallery",

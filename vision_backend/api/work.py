@@ -186,7 +186,27 @@ def predict(call: Call) -> dict[str, Any]:
 
 
 def own_detector(call: Call) -> dict[str, Any]:
-    """A detector trained in the key's workspace on its own boxes. Training one is being built; until a
-    workspace can hold such detectors, every name is answered 404 with what to do."""
-    raise NotFound(f"This workspace has no detector called “{call.path['name']}”: detectors trained on your own "
-                   "boxes cannot be kept in a workspace yet. Use /api/v1/faces or /api/v1/objects meanwhile.")
+    """Your own objects: the newest detector trained in the key's workspace on the detection project ``name`` (the
+    Your own objects page's), as ``objects --project`` answers; its settings (score_threshold...) as query
+    parameters."""
+    task = ProjectDetect(call.access, call.path["name"], call.settings).resolve([])
+    name, image = call.photos()["photo"]
+    return row(task, name, image)
+
+
+class ProjectDetect(SharedEngines, tasks.ProjectObjects):
+    """The batch command's ``objects --project``, on the key's workspace and the detector every page shares."""
+
+    def __init__(self, access: Access, project: str, settings: dict[str, str]):
+        super().__init__(project, settings=settings)
+        self.space = access.workspace
+
+    def resolve(self, photos: list[str]) -> "ProjectDetect":
+        if not self.space.has_detection_project(self.model):
+            raise NotFound(f"This workspace has no detector called “{self.model}”: make a detection project of that "
+                           "name on the Your own objects page, draw boxes and train a detector there (or python -m "
+                           f"vision_backend detector import DIR --project \"{self.model}\", then detector train).")
+        self._detector = self.space.detection_project(self.model, create=False).detector()
+        self.settings = self._detector.settings(self.overrides)
+        self.stem = self._detector.name.rpartition("/")[2]
+        return self

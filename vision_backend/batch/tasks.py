@@ -505,6 +505,60 @@ class Objects(Task):
         return {"model": self.model, "objects": len(found)}, rows
 
 
+class ProjectObjects(Task):
+    """The newest detector trained on a detection project (the Your own objects page's): its own classes' boxes."""
+
+    name = "objects"
+    count = "objects"
+    tally = "label"
+
+    def __init__(self, project: str, home: str | None = None, **common: Any):
+        super().__init__(project, **common)
+        self.home = home
+        self.stem, self.graph, self.meta = "", b"", {}
+
+    def resolve(self, photos: list[str]) -> "ProjectObjects":
+        space = workspace_at(self.home)
+        if not space.has_detection_project(self.model):
+            raise NotFound(f"There is no detection project called “{self.model}” in {space.where}.")
+        detector = space.detection_project(self.model, create=False).detector()
+        self.settings = detector.settings(self.overrides)
+        self.stem, self.meta = detector.name.rpartition("/")[2], detector.meta
+        self.graph = detector.graph  # travels with the task: a cluster's nodes need not see the workspace
+        return self
+
+    def photo_columns(self) -> list[Column]:
+        return [Column("model"), Column("objects", "int")]
+
+    def detection_columns(self) -> list[Column]:
+        return [Column("object", "int"), Column("label"), *BOX_COLUMNS]
+
+    @property
+    def detector(self) -> Any:
+        """The saved detector as a model object, built once in this process (on a cluster's node too)."""
+        if getattr(self, "_detector", None) is None:
+            from vision_backend.own_detection.detector import detector_from_saved
+
+            self._detector = detector_from_saved(self.graph, self.meta, f"{self.model}/{self.stem}")
+        return self._detector
+
+    def load(self) -> None:
+        self.open_lanes()
+
+    def prepare(self, photo: Photo) -> Any:
+        return self.detector.prepare(photo.image)
+
+    def infer(self, photos: list[Photo]) -> list[Result]:
+        return self.each(self.objects, photos)
+
+    def objects(self, photo: Photo) -> Result:
+        found = self.detector.detect(photo.image, engine=self.engine(self.detector), prepared=photo.blob,
+                                     **self.settings)
+        found = in_photo(found, photo)
+        rows = [{"object": i + 1, **box_fields(record, label=True)} for i, record in enumerate(found.to_records())]
+        return {"model": f"{self.model}/{self.stem}", "objects": len(found)}, rows
+
+
 # ---- recognize and embed ---------------------------------------------------------------------------
 class Embed(Task):
     """Every face found (by the face finder, as on the recognition page) and its unit embedding."""
@@ -627,4 +681,5 @@ def _default(role: str) -> Model:
 
 TASKS: dict[str, Callable[..., Task]] = {"classify": Classify, "faces": Faces, "recognize": Recognize,
                                          "objects": Objects, "embed": Embed}
-"""Each subcommand's task (``classify --project`` is :class:`ProjectClassify`)."""
+"""Each subcommand's task (``classify --project`` is :class:`ProjectClassify`, ``objects --project``
+:class:`ProjectObjects`)."""

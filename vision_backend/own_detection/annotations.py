@@ -594,6 +594,19 @@ def _assemble(fmt: str, parsed: _Parsed, files: _Files, exif: Exif, source: str)
     return AnnotationSet(fmt, tuple(photos), tuple(out[0]), tuple(out[1] + _class_notes(photos)), tuple(classes))
 
 
+def _photos_alone(files: _Files, exif: Exif, source: str) -> AnnotationSet:
+    """Every photo of a set that has no annotation file, each with no box yet (decoded and checked as any other)."""
+    out: tuple[list[Skipped], list[Note]] = (list(files.skipped), [])
+    photos, paths = [], []
+    for rel in _PhotoIndex(files.names).names:
+        if photo := _label_photo(_Raw(rel, rel, None, []), rel, files, exif, out):
+            photos.append(photo)
+            paths.append(rel)
+    if not photos:
+        raise _nothing_read(source, out[0] or [Skipped(source, "holds no photo and no annotation file")])
+    return AnnotationSet("photos", tuple(_unique_names(photos, out[1], paths)), tuple(out[0]), tuple(out[1]))
+
+
 def _valid_name(name: str) -> str | None:
     """A declared class name as boxes carry it (stripped, NFC), or None if the naming rule refuses it."""
     try:
@@ -933,17 +946,22 @@ def _describe(source: str | Path | bytes) -> str:
     return "the ZIP" if isinstance(source, (bytes, bytearray, memoryview)) else f"“{Path(source).name}”"
 
 
-def read_annotations(source: str | Path | bytes, format: str = "auto", *, exif: Exif = "auto") -> AnnotationSet:
+def read_annotations(source: str | Path | bytes, format: str = "auto", *, exif: Exif = "auto",
+                     photos_alone: bool = False) -> AnnotationSet:
     """Boxes and photos from a folder, a ZIP (a path or its bytes) or one annotation file (then its folder's photos).
 
     ``format`` is ``"auto"`` (found by the files: COCO .json, VOC .xml, YOLO .txt, a .csv) or one of
     :data:`FORMATS`; annotations are matched to photos by file name. ``exif`` says which pixels boxes on
-    a photo with an EXIF orientation were drawn on (see the module's docstring).
+    a photo with an EXIF orientation were drawn on (see the module's docstring). With ``photos_alone``, a folder
+    or ZIP holding photos and no annotation file at all gives its photos with no box (format ``"photos"``: a set
+    to draw the boxes of in the app) instead of an error.
     """
     if exif not in ("auto", "stored", "upright"):
         raise BadInput(f"exif is “auto”, “stored” or “upright”, not “{exif}”.")
     files, only = _open(source)
     kinds = _annotation_files(files, only)
+    if photos_alone and format == "auto" and not only and not any(kinds.values()):
+        return _photos_alone(files, exif, _describe(source))
     fmt, notes = _choose(kinds, format, _describe(source))
     parsed = _PARSERS[fmt](files, kinds[fmt])
     parsed.notes[:0] = notes
