@@ -13,14 +13,16 @@ from streamlit.starlette import App
 if __name__ == "__main__":  # a page visit's run
     import streamlit as st
 
+    from pages._script_runs import light_after_runs
     from pages._sessions import close_expired_sessions
-    from pages._shared import account, photo_source, remember_widgets, require_sign_in
+    from pages._shared import account, photo_source, remember_widgets, require_sign_in, restore_visit
     from vision_backend import engines, models
 
     st.set_page_config(page_title="Vision Lab", page_icon=str(Path(__file__).parent / ".streamlit" / "favicon.png"),
                        layout="wide")
     engines.warm_up(then=models.warm)  # once per process, in the background, before sessions race for them
     close_expired_sessions()  # once per process: a session whose browser left is shut down when its time is up
+    light_after_runs()  # once per process: no Keras reset and full collection after every run (pages/_script_runs.py)
 
     TOPICS = [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -35,6 +37,7 @@ if __name__ == "__main__":  # a page visit's run
                 url_path="face_recognition"),
         st.Page("pages/object_detection.py", title="Object detection", icon=":material/directions_bike:",
                 url_path="object_detection"),
+        st.Page("pages/own_objects.py", title="Your own objects", icon=":material/crop_free:", url_path="own_objects"),
         st.Page("pages/video.py", title="Video", icon=":material/movie:", url_path="video"),
         st.Page("pages/live.py", title="Live camera", icon=":material/videocam:", url_path="live"),
         st.Page("pages/api_keys.py", title="API keys", icon=":material/key:", url_path="api_keys"),
@@ -43,6 +46,7 @@ if __name__ == "__main__":  # a page visit's run
     require_sign_in()
     page = st.navigation(TOPICS)
     account()
+    restore_visit()  # a new session gets the visitor's photo and settings back (before any widget)
     photo_source()
     page.run()
     remember_widgets()
@@ -50,7 +54,10 @@ else:  # imported by the server that `streamlit run app.py` starts
     from starlette.middleware import Middleware
 
     from vision_backend import api
+    from vision_backend.visits import VisitCookie
 
     # The API answers /api/... ahead of Streamlit's own middleware (api.ServedFirst says why); the lifespan sets
     # TCP_NODELAY on the server's socket and stops the API's workers at the end (vision_backend/api/server.py).
-    app = App(str(Path(__file__).resolve()), middleware=[Middleware(api.ServedFirst)], lifespan=api.lifespan)
+    # VisitCookie gives each browser a signed visit cookie on the page's HTML (vision_backend/visits.py).
+    app = App(str(Path(__file__).resolve()), middleware=[Middleware(api.ServedFirst), Middleware(VisitCookie)],
+              lifespan=api.lifespan)

@@ -198,8 +198,9 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def make_run_dir(prefix: str = "vision-lab-") -> Path:
-    """A new temporary run folder that the ``postgres`` user may pass through (its data lives below)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    """A new temporary run folder that the ``postgres`` user may pass through (its data lives below): under the
+    system's temporary folder, not ``tempfile``'s current one, which the app moves into its own private home."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("TMPDIR") or "/tmp"))
     path.chmod(0o711)
     return path
 
@@ -514,13 +515,13 @@ def render_haproxy(front_port: int, backends: Sequence[tuple[str, int]], stats_s
 
 
 def start_haproxy(run_dir: Path | str, backends: Sequence[tuple[str, int]],
-                  timeout: float = TIMEOUTS["haproxy"]) -> dict[str, Any]:
-    """HAProxy on a free port in front of ``backends`` ((name, port) pairs); in the foreground as a
-    child of its own session, logging to ``run_dir/haproxy/haproxy.log``. Ready once it forwards a
-    health check and its own checks have put every replica fully in rotation."""
+                  timeout: float = TIMEOUTS["haproxy"], port: int | None = None) -> dict[str, Any]:
+    """HAProxy on ``port`` (a free one if None) in front of ``backends`` ((name, port) pairs); in the
+    foreground as a child of its own session, logging to ``run_dir/haproxy/haproxy.log``. Ready once it
+    forwards a health check and its own checks have put every replica fully in rotation."""
     start, hdir = time.monotonic(), Path(run_dir) / "haproxy"
     hdir.mkdir(parents=True, exist_ok=True)
-    port, cfg, log = free_ports(1)[0], hdir / "haproxy.cfg", hdir / "haproxy.log"
+    port, cfg, log = port or free_ports(1)[0], hdir / "haproxy.cfg", hdir / "haproxy.log"
     cfg.write_text(render_haproxy(port, backends, hdir / "admin.sock"))
     _run([_haproxy(), "-c", "-f", str(cfg)], "haproxy -c (checking the configuration)")
     pid = spawn([_haproxy(), "-db", "-f", str(cfg)], log, cwd=hdir)
@@ -563,9 +564,10 @@ def status(run_dir: Path | str) -> dict[str, bool]:
 
 
 def up(run_dir: Path | str, replicas: int = 2, app_env: dict[str, str] | None = None,
-       command: Sequence[str] | None = None, stores: bool = True) -> dict[str, Any]:
+       command: Sequence[str] | None = None, stores: bool = True, port: int | None = None) -> dict[str, Any]:
     """Start PostgreSQL and S3 (unless ``stores`` is False), ``replicas`` app replicas (``command``, with
-    ``{port}`` and ``{name}`` filled in, instead of Streamlit if given) and HAProxy in front of them.
+    ``{port}`` and ``{name}`` filled in, instead of Streamlit if given) and HAProxy in front of them (on
+    ``port``, known in advance for a sign-in's ``redirect_uri``; a free one if None).
     Refuses if something already runs there; on any failure stops what it started and raises."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -581,7 +583,7 @@ def up(run_dir: Path | str, replicas: int = 2, app_env: dict[str, str] | None = 
             save_state(run_dir, state)
         _start_replicas(run_dir, state, replicas)
         if replicas:
-            state["haproxy"] = start_haproxy(run_dir, [(r["name"], r["port"]) for r in state["replicas"]])
+            state["haproxy"] = start_haproxy(run_dir, [(r["name"], r["port"]) for r in state["replicas"]], port=port)
             save_state(run_dir, state)
     except BaseException:
         down(run_dir)
@@ -680,9 +682,9 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster(run_dir: Path | str, replicas: int = 2, app_env: dict[str, str] | None = None,
-            command: Sequence[str] | None = None, stores: bool = True) -> Iterator[Cluster]:
+            command: Sequence[str] | None = None, stores: bool = True, port: int | None = None) -> Iterator[Cluster]:
     """``up`` for the length of a ``with`` block, ``down`` after it whatever happened inside."""
-    up(run_dir, replicas, app_env, command, stores)
+    up(run_dir, replicas, app_env, command, stores, port)
     try:
         yield Cluster(Path(run_dir))
     finally:

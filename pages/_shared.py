@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import re
-import uuid
+import time
 import weakref
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
@@ -20,12 +20,14 @@ from urllib.parse import urlparse
 import numpy as np
 import streamlit as st
 
-from vision_backend import fetch, models, samples
+from pages import _visit
+from vision_backend import fetch, models, resume, samples, visits
 from vision_backend.cards import ModelCard
 from vision_backend.errors import ImageIntakeError, ModelMissingError, UserError
 from vision_backend.imageops import fit_long_side
-from vision_backend.intake import SUPPORTED, Photo, read_photo
+from vision_backend.intake import SUPPORTED, Photo, encode_png, read_photo
 from vision_backend.model import Model, Param
+from vision_backend.storage import Store
 from vision_backend.workspace import Workspace, remove_expired_visits
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -47,11 +49,13 @@ def keep(key: str, default: Any = None) -> str:
 
 
 def remember_widgets() -> None:
-    """Copy every kept widget's current value into the keep (called once per run, by ``app.py``)."""
+    """Copy every kept widget's current value into the keep (called once per run, by ``app.py``), and hand the
+    keep and the photo to the server-side copy a new session restores (:func:`save_for_later`)."""
     kept = st.session_state.setdefault("_kept", {})
     for key in kept:
         if key in st.session_state:
             kept[key] = st.session_state[key]
+    save_for_later()
 
 
 def setting_key(prefix: str, model: Model, param: Param) -> str:
@@ -249,6 +253,7 @@ def guarded_fragment(draw: Callable[..., None]) -> Callable[..., None]:
     def guarded(*args: Any, **kwargs: Any) -> None:
         with friendly_errors():
             draw(*args, **kwargs)
+        save_for_later()  # a fragment's own rerun (a slider in it) never reaches the end of app.py
 
     return st.fragment(guarded)
 
@@ -290,7 +295,9 @@ def photo_source(where: Any = None) -> None:
                           label_visibility="collapsed")
         if source == "Live snapshot":
             st.session_state.photo = st.session_state.live_snapshot
+            _snapshot_file(st.session_state.photo)
         elif source == "Sample":
+            st.session_state.pop("_photo_file", None)  # a sample is named by the settings
             names = samples.sample_names()
             if st.session_state.get("_kept", {}).get("sample_name") not in names:
                 st.session_state.pop("sample_name", None)
@@ -305,6 +312,7 @@ def photo_source(where: Any = None) -> None:
                 try:
                     photo = decode_photo(upload.getvalue(), upload.name)
                     st.session_state.photo = (upload.name, photo.image)
+                    st.session_state._photo_file = (upload.name, upload.file_id, upload.getvalue)
                     if photo.note:
                         st.info(photo.note, icon=":material/filter_frames:")
                 except ImageIntakeError as error:
@@ -313,6 +321,12 @@ def photo_source(where: Any = None) -> None:
         name, image = current_photo()
         st.image(preview(image, 800), caption=f"{samples.title(name)} · {image.shape[1]}x{image.shape[0]}",
                  width="stretch")
+
+
+def _snapshot_file(photo: tuple[str, np.ndarray]) -> None:
+    """A live snapshot kept as PNG bytes (made by the background writer, only when it is a new snapshot)."""
+    name, image = photo
+    st.session_state._photo_file = (name, f"snapshot:{photo_key(image)}", lambda: encode_png(image))
 
 
 def preview(image: np.ndarray, side: int = 1600) -> np.ndarray:
@@ -378,6 +392,7 @@ def start_page(title: str, caption: str) -> None:
 
 # ---- the person's workspace ------------------------------------------------------------------------
 VISIT_MODE = "per-visit"
+HEARTBEAT_S, TOUCH_EVERY_S = 60, 600
 
 
 def sign_in_configured() -> bool:
@@ -396,34 +411,102 @@ def workspace_mode() -> str:
 
 
 def visit_hours() -> float:
-    return float(os.environ.get("VISION_LAB_VISIT_HOURS") or 4)
+    return visits.visit_hours()
 
 
 def workspace() -> Workspace:
     """Where what this person makes lives: their own when signed in, this browser visit's own in a demo
-    room, else the one local workspace (a laptop)."""
+    room (the visit its signed cookie names: a reload, a second tab and another server find it again), else
+    the one local workspace (a laptop)."""
     mode = workspace_mode()
     if mode == "signed-in":
         user = st.user
         return Workspace.for_person(str(user.get("iss", "")), str(user.get("sub", "")),
                                     str(user.get("email") or user.get("name") or user.get("sub")))
     if mode == VISIT_MODE:
-        visit = st.session_state.setdefault("_visit", uuid.uuid4().hex)
-        return Workspace.for_visit(visit)
+        return Workspace.for_visit(_visit.visit())
     return Workspace.local()
+
+
+def resume_place() -> tuple[Store, str] | None:
+    """Where this session's photo and settings are kept for a new session: with the signed-in person, else
+    with the browser's visit (in a demo room, its workspace). None for a session no browser cookie names
+    (AppTest, a browser refusing cookies): nothing could find it again."""
+    mode = workspace_mode()
+    if mode != "signed-in" and not _visit.visit_kept():
+        return None
+    space = workspace() if mode != "local" else Workspace.for_visit(_visit.visit())
+    return space.store, space.scope(resume.SCOPE)
+
+
+def save_for_later() -> None:
+    """This session's photo and settings to the server-side copy, when they changed (written in the background,
+    at most once a second); never stops the page."""
+    try:
+        place = resume_place()
+        if place is not None:
+            _visit.keep_for_later(*place)
+    except Exception:  # noqa: BLE001 - losing the copy must never lose the page
+        log.warning("the photo and settings could not be handed over for keeping", exc_info=True)
+
+
+def restore_visit() -> None:
+    """A new session (a reload, a second tab, a drop longer than the reconnect time, another server after a
+    failover) gets the photo and settings back, with a line saying so. Call before any kept widget is drawn."""
+    try:
+        place = resume_place()
+        if place is not None and _visit.restore(*place):
+            _touch(place)
+    except Exception:  # noqa: BLE001 - a fresh session instead
+        log.warning("the photo and settings could not be restored", exc_info=True)
+    _visit.restored_note()
+    _heartbeat()
+
+
+def _touch(place: tuple[Store, str]) -> None:
+    """The visit (or person) whose photo and settings live at ``place`` is in use now (visits expire unused)."""
+    st.session_state["_touched"] = time.time()
+    Workspace(place[0], place[1].rpartition("/")[0]).touch()
+
+
+@st.fragment(run_every=HEARTBEAT_S)
+def _heartbeat() -> None:
+    """A beat a minute from every open page, drawing nothing: the visit counts as used while its tab is open (at
+    most one touch every ten minutes). Its ``run_every`` also matters: Streamlit's frontend asks for a whole run on
+    reconnecting only when the page holds such a fragment; without one, a browser that failed over to another
+    server (or came back after its session expired) sat on the dead session's page until the visitor clicked."""
+    if time.time() - st.session_state.get("_touched", 0.0) < TOUCH_EVERY_S:
+        return
+    try:
+        place = resume_place()
+        if place is not None:
+            _touch(place)
+    except Exception:  # noqa: BLE001 - the next beat tries again
+        log.warning("a visit could not be marked as used", exc_info=True)
 
 
 @st.cache_resource(ttl=600, show_spinner=False)
 def _sweep_visits(max_age_s: float) -> int:
-    """Remove demo-room workspaces nobody has touched for a while (at most every ten minutes)."""
+    """Remove visits (a demo room's workspaces, kept photos and settings) nobody has used for a while (at most
+    every ten minutes)."""
     return remove_expired_visits(max_age_s)
 
 
 def require_sign_in() -> None:
-    """With sign-in configured, nothing but a sign-in screen until the person has signed in."""
-    if workspace_mode() != "signed-in" or st.user.is_logged_in:
+    """With sign-in configured, nothing but a sign-in screen until the person has signed in, with a sign-in
+    cookie issued after their last sign-out (a copy of an older one is refused on every server)."""
+    if workspace_mode() != "signed-in":
         return
+    try:
+        if st.user.is_logged_in and not _visit.sign_in_revoked():
+            return
+    except Exception as error:  # noqa: BLE001 - the store that says whether it holds is down: not signed in
+        show_error(error)
+        st.stop()
     st.title(":material/biotech: Vision Lab")
+    if st.user.is_logged_in:
+        st.warning("This browser's sign-in ended when you signed out (here or on another device): sign in again.",
+                   icon=":material/logout:")
     st.write("Sign in to get your own workspace: your projects, your enrolled faces and your models, "
              "seen by nobody else.")
     st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
@@ -436,8 +519,12 @@ def account(where: Any = None) -> None:
     with where or st.sidebar:
         if mode == "signed-in":
             st.caption(f"Signed in as **{workspace().owner}**")
-            st.button("Sign out", key="sign_out", icon=":material/logout:", on_click=st.logout)
-        elif mode == VISIT_MODE:
+            st.button("Sign out", key="sign_out", icon=":material/logout:", on_click=_visit.sign_out)
+            return
+        try:
             _sweep_visits(visit_hours() * 3600)
-            st.caption(f"Your workspace lasts for this visit: removed {visit_hours():g} h after you leave. "
-                       "Nobody else sees what you make here.")
+        except Exception:  # noqa: BLE001 - a store that is down now is swept on a later visit; the page goes on
+            log.warning("expired visits could not be swept", exc_info=True)
+        if mode == VISIT_MODE:
+            st.caption(f"Your workspace lasts for this visit: this browser keeps it across reloads and tabs, and "
+                       f"it is removed {visit_hours():g} h after you leave. Nobody else sees what you make here.")

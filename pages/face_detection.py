@@ -15,13 +15,16 @@ from vision_backend.detections import Detections
 from vision_backend.face_detection import DETECTORS, MTCNN, ViolaJones
 from vision_backend.face_detection import evaluate as fde
 from vision_backend.face_detection import explain
-from vision_backend.intake import encode_png
+from vision_backend.imageops import fit_long_side
+from vision_backend.intake import encode_jpeg, encode_png
 from vision_backend.samples import PHOTOS
 
 PREFIX = "fd"
 VIOLA_JONES = next(d for d in DETECTORS.values() if isinstance(d, ViolaJones))
 """The detector the explainers take apart (the integral image, Haar features, the cascade's funnel)."""
 MTCNN_DETECTOR = next(d for d in DETECTORS.values() if isinstance(d, MTCNN))
+PICTURE_SIDE = 1600
+"""A result's long side at most, as sent (the photo pickers' previews are as large): half the page shows it."""
 
 
 def settings_of(name: str) -> dict:
@@ -51,6 +54,15 @@ def annotated(photo: np.ndarray, found, detector: str) -> np.ndarray:
                                    legend=True)
 
 
+@photo_cache(max_entries=32, show_spinner=False)
+def result_picture(photo: np.ndarray, detector: str, settings: dict) -> bytes:
+    """A detector's result as the JPEG the page sends, drawn and encoded once per photo and settings: given an
+    array, Streamlit draws nothing but encodes it afresh on every run (JPEG at quality 100, 20-40 ms of a core
+    holding the GIL), so in a room every press, even one whose result was cached, paid for it."""
+    picture = annotated(photo, detected(photo, detector, settings), detector)
+    return encode_jpeg(fit_long_side(picture, PICTURE_SIDE)[0], 90)
+
+
 @guarded_fragment
 def detector_column(name: str, photo: np.ndarray) -> None:
     """One detector's settings and result: a slider here reruns this detector only."""
@@ -60,7 +72,7 @@ def detector_column(name: str, photo: np.ndarray) -> None:
     if not ensure_ready(detector.card):
         return
     found = detected(photo, name, settings)
-    st.image(annotated(photo, found, name), width="stretch")
+    st.image(result_picture(photo, name, settings), width="stretch")
     st.caption(f"{detector.title}: {len(found)} face(s) {timing(found.meta)} (box label: "
                f"{detector.score_label}, {detector.score_help})")
 
@@ -88,16 +100,17 @@ def face_actions(name: str, photo: np.ndarray, detectors: list[str]) -> None:
     st.subheader("Do something with the faces")
     source = st.selectbox("Use the faces found by", detectors, key=keep("fd_action_source", detectors[0]),
                           format_func=lambda k: DETECTORS[k].title, help="With that detector's settings above.")
-    faces = detected(photo, source, settings_of(source))
+    settings = settings_of(source)
+    faces = detected(photo, source, settings)
     mode = st.radio("Privacy", ["none", "blur", "pixelate"], horizontal=True, key=keep("fd_privacy", "none"))
-    shown = photo if mode == "none" else drawing.anonymise(photo, faces, mode)
-    picture = annotated(shown, faces, source) if mode == "none" else shown
+    hidden = None if mode == "none" else drawing.anonymise(photo, faces, mode)
     left, downloads = st.columns([3, 1], vertical_alignment="center")  # the photo no larger than a result above
-    left.image(picture, width="stretch")
+    left.image(result_picture(photo, source, settings) if hidden is None else hidden, width="stretch")
     stem = name.rsplit(".", 1)[0]
     # the files are made when a button is pressed, not on every run (a PNG of the photo costs 50-300 ms)
-    downloads.download_button("Download image (PNG)", lambda: encode_png(picture), f"{stem}_{source}_{mode}.png",
-                              "image/png", on_click="ignore")
+    downloads.download_button("Download image (PNG)", lambda: encode_png(annotated(photo, faces, source)
+                                                                         if hidden is None else hidden),
+                              f"{stem}_{source}_{mode}.png", "image/png", on_click="ignore")
     downloads.download_button("Faces as ZIP", lambda: drawing.zip_pngs(drawing.crops(photo, faces)),
                               f"{stem}_faces.zip", "application/zip", disabled=not len(faces), on_click="ignore")
     downloads.download_button("Detections (JSON)", json.dumps({"image": name, "detector": source,

@@ -358,3 +358,33 @@ def test_yunet_gives_opencv_face_detector_yn_rows(real_model, max_side: int) -> 
             np.testing.assert_allclose(mine.scores, rows[:, 14], atol=1e-5)
             compared += len(rows)
     assert compared >= 40, "the staged photos hold dozens of faces at these settings"
+
+
+
+@pytest.mark.parametrize("photo, settings", [(ASTRONAUT, {}), ("group_7faces_family.jpg", {}),
+                                             ("group_3faces.jpg", dict(min_face_size=12, threshold_onet=0.5))])
+def test_mtcnn_stages_get_one_float32_tensor_and_find_the_library_s_rows(real_model, monkeypatch, photo,
+                                                                         settings) -> None:
+    """mtcnn hands its stages a float64 array, converted to a tensor again at every pyramid level (most of the GIL a
+    room's MTCNN calls held): the stages get one float32 tensor, and find exactly what ``detect_faces`` finds."""
+    require_real("photos")
+    mtcnn = real_model("mtcnn")
+    image = samples.load_sample(photo)
+    image = resized(image, 640 / max(image.shape[:2]))
+    chosen = mtcnn.stage_settings(1.0, **{**mtcnn.defaults(), **settings})
+    engine, seen = mtcnn.runtime(), []
+
+    def spy(original):
+        def call(self, *args, **kwargs):
+            given = kwargs["images_normalized"]
+            seen.append(f"{type(given).__name__} {given.dtype}")
+            return original(self, *args, **kwargs)
+        return call
+
+    for stage in engine.stages:
+        monkeypatch.setattr(type(stage), "__call__", spy(type(stage).__call__))
+    ours = mtcnn.run_stages(engine, image, **chosen)
+    monkeypatch.undo()
+    library = engine.detect_faces(image, box_format="xyxy", output_type="numpy", **chosen)
+    assert len(ours) == len(library) > 0 and np.allclose(ours, library, atol=1e-3)
+    assert len(seen) == 3 and all(kind == "EagerTensor <dtype: 'float32'>" for kind in seen), seen

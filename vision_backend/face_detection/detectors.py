@@ -339,9 +339,30 @@ class MTCNN(Detector):
 
     def infer(self, mtcnn: Any, image: np.ndarray, max_side: int, **settings: Any) -> Detections:
         small, factor = fit_long_side(image, max_side)
-        rows = mtcnn.detect_faces(small, box_format="xyxy", output_type="numpy",
-                                  **self.stage_settings(factor, **settings))
+        rows = self.run_stages(mtcnn, small, **self.stage_settings(factor, **settings))
         return _mapped_back(mtcnn_rows_to_detections(np.asarray(rows), True), factor)
+
+    @staticmethod
+    def run_stages(mtcnn: Any, image: np.ndarray, **settings: Any) -> np.ndarray:
+        """mtcnn's ``detect_faces`` on one RGB photo (rows of image index, xyxy box, score, landmarks), with the
+        normalised photo made a float32 tensor once.
+
+        mtcnn normalises into a float64 numpy array and hands that to every stage, so each of P-Net's pyramid
+        levels and R-Net's and O-Net's crops converted it to a tensor again: a 6 MB copy holding the GIL each
+        time, 59% of the GIL a room of ten visitors pressing MTCNN's slider held (py-spy ``--gil``), while the
+        other visitors' runs waited for it. The same rows as ``detect_faces`` (tests/test_face_detection.py).
+        """
+        tf, bboxes = engines.tensorflow(), engines.mtcnn().utils.bboxes
+        normalised = tf.constant((image[None].astype(np.float32) - 127.5) / 128)  # mtcnn's own normalisation
+        shapes = np.asarray([image.shape])
+        rows = None
+        try:
+            with tf.device(mtcnn._device):
+                for stage in mtcnn.stages:
+                    rows = stage(bboxes_batch=rows, images_normalized=normalised, images_oshapes=shapes, **settings)
+        except tf.errors.InvalidArgumentError:  # how mtcnn itself reads a stage left with no boxes: no faces
+            return np.empty((0, 16))
+        return bboxes.limit_bboxes(rows, images_shapes=shapes, limit_landmarks=False)
 
 
 # ---- YuNet ---------------------------------------------------------------------------------
