@@ -44,7 +44,7 @@ if __name__ == "__main__":  # a page visit's run
     ]
 
     require_sign_in()
-    page = st.navigation(TOPICS)
+    page = st.navigation(TOPICS, expanded=True)  # every topic in sight: 13 pages would hide three under "View more"
     account()
     restore_visit()  # a new session gets the visitor's photo and settings back (before any widget)
     photo_source()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -13,6 +14,7 @@ from conftest import require_real
 from test_intake import BAD_FILES
 
 pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_server(tmp_path_factory: pytest.TempPathFactory, **env: str) -> Iterator[str]:
@@ -69,6 +71,10 @@ def test_home_then_another_page_with_a_sample_photo(page, tmp_path: Path) -> Non
     require_real("photos")
     sidebar = page.get_by_test_id("stSidebar")
     page.get_by_role("heading", name="Models and data").wait_for()
+    titles = re.findall(r'st\.Page\([^\n]*? title="([^"]+)"', (ROOT / "app.py").read_text())
+    assert len(titles) >= 13
+    for title in titles:  # every topic in sight, none behind "View more"
+        assert sidebar.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).is_visible(), title
     sidebar.get_by_role("link", name="Face detection").click()
     page.get_by_role("heading", name="Face detection").wait_for()
     assert "face_detection" in page.url
