@@ -185,13 +185,19 @@ def round_trip(bench: Bench) -> None:
         bench.record("voc_coco_yolo_roundtrip_s", seconds, "s")
 
 
+def options(parser) -> None:
+    parser.add_argument("--roundtrip", action="store_true", help="only the VOC/COCO/YOLO round trip through projects")
+    parser.add_argument("--features", action="store_true", help="only the base's feature speed (features_*)")
+
+
 def main() -> None:
-    bench = Bench("own_detector", __doc__, extra=lambda parser: parser.add_argument(
-        "--roundtrip", action="store_true", help="only the VOC/COCO/YOLO round trip through projects (seconds)"))
+    bench = Bench("own_detector", __doc__, extra=options)
+    train, test = (read_csv(RACCOON / f"{split}_labels.csv").photos for split in ("train", "test"))
+    if bench.args.features:
+        return feature_speed(bench, [photo_image(p) for p in test[:16]])
     round_trip(bench)
     if bench.args.roundtrip:
         return
-    train, test = (read_csv(RACCOON / f"{split}_labels.csv").photos for split in ("train", "test"))
     feature_speed(bench, [photo_image(p) for p in test[:16]])
     # the base's one-off conversions to ONNX at the detectors' sizes (kept for every later training)
     MOBILENET_V2.features_graph(fast.detection_taps(MOBILENET_V2), fast.PARAMS[0].default)

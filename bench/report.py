@@ -61,6 +61,16 @@ TARGETS: tuple[tuple[str, str, float, int], ...] = (
     ("postgres_vs_sqlite_enrol_ratio", "<=", 2, 28), ("s3_vs_folder_import_ratio", "<=", 2, 28),
     ("postgres_kill9_trials", ">=", 10, 28), ("postgres_kill9_lost", "<=", 0, 28), ("postgres_kill9_orphans", "<=", 0, 28),
     ("s3_kill9_trials", ">=", 10, 28), ("s3_kill9_lost", "<=", 0, 28), ("s3_kill9_orphans", "<=", 0, 28),
+    ("failover_cycles", ">=", 20, 28), ("failover_lost_items", "<=", 0, 28), ("failover_visitor_back_s", "<=", 10, 28),
+    ("cross_replica_visible_s", "<=", 2, 28), ("reload_keeps_visit_workspace", ">=", 1, 28),
+    ("revoked_cookie_accepted", "<=", 0, 28), ("reload_keeps_photo_and_settings", ">=", 1, 28),
+    ("blip_45s_keeps_photo_and_settings", ">=", 1, 28), ("visitors_30_slider_rerun_p95_s", "<=", 1.5, 28),
+    ("visitors_30_errors", "<=", 0, 28), ("mtcnn_answers_per_s_10_visitors", ">=", 3, 28),
+    ("server_cores_used_10_visitors", ">=", 1.6, 28),
+    ("raccoon_rcnn_ap50", ">=", 0.70, 26), ("raccoon_fast_ap50", ">=", 0.70, 26), ("raccoon_fast_train_s", "<=", 120, 26),
+    ("raccoon_rcnn_train_s", "<=", 300, 26), ("own_fast_live_fps", ">=", 15, 26), ("own_rcnn_photo_s", "<=", 2, 26),
+    ("own_fast_onnx_vs_keras_max_box_diff_px", "<=", 1, 26), ("voc_coco_yolo_roundtrip_boxes_lost", "<=", 0, 26),
+    ("features_b16_vs_floor", "<=", 1.3, 26), ("features_16_photos_vs_keras", "<=", 0.4, 26),
 )
 """The issues' targets, checked against each figure's latest full run."""
 
