@@ -46,6 +46,8 @@ PAGES = {  # sidebar link -> url path, the page's heading, and what its first ta
     "Face recognition": ("face_recognition", "Face recognition", "recognised at distance"),
     "Object detection": ("object_detection", "Object detection", "object(s) shown of"),
     "Video": ("video", "Video", "Track and count"),
+    "Your own objects": ("own_objects", "Your own objects", "No detection project yet"),
+    "API keys": ("api_keys", "API keys", "No key yet."),
 }
 MODULES = {"Home": "home", **{link: path for link, (path, _, _) in PAGES.items() if path}}
 """The module of each page (``pages/<module>.py``)."""
