@@ -77,7 +77,8 @@ def feature_speed(bench: Bench, photos: list[np.ndarray]) -> None:
     ratios, times, rates = [], [], []
     for _ in range(bench.repeats(7, 3)):
         rate = sgemm_rate()
-        time.sleep(0.5)  # numpy's BLAS threads spin on after a product: they took the lanes' cores (1.42x the floor, against 1.29x after a pause)
+        # numpy's BLAS threads spin on after a product: they took the lanes' cores (1.42x the floor; 1.29x after a pause)
+        time.sleep(0.5)
         seconds = statistics.median(_seconds(run) for _ in range(3))
         times.append(seconds)
         rates.append(rate)
