@@ -53,8 +53,14 @@ if __name__ == "__main__":  # a page visit's run
 else:  # imported by the server that `streamlit run app.py` starts
     from starlette.middleware import Middleware
 
+    from pages._shared import leave_folder_mode
     from vision_backend import api
     from vision_backend.visits import VisitCookie
+
+    # Before any visitor: a page URL opened first must run through this script's navigation, never alone in
+    # Streamlit's old folder mode (a run that found itself there reran, but eight visitors arriving together
+    # raced for the flag and some got a bare page listing every file of pages/).
+    leave_folder_mode()
 
     # The API answers /api/... ahead of Streamlit's own middleware (api.ServedFirst says why); the lifespan sets
     # TCP_NODELAY on the server's socket and stops the API's workers at the end (vision_backend/api/server.py).

@@ -138,11 +138,12 @@ async def _visit(browser: object, url: str, path: str, done_text: str, timeout_m
             await page.get_by_role("tab", name="What a real CNN sees").click()
         await page.get_by_text(done_text).first.wait_for()
         sidebar = page.get_by_test_id("stSidebar")
-        has_app = await sidebar.get_by_text("Your photo").count() == 1 and \
-            await sidebar.get_by_role("link", name="Object detection").count() == 1
+        pickers = await sidebar.get_by_text("Your photo", exact=True).count()
+        links = await sidebar.get_by_role("link", name="Object detection", exact=True).count()
+        has_app = pickers == 1 and links == 1
         errors = await page.get_by_test_id("stException").count() + \
             sum([await page.get_by_text(t).count() for t in ERROR_TEXTS])
-        return path, has_app and errors == 0, "" if has_app else "no navigation or photo picker"
+        return path, has_app and errors == 0, "" if has_app else f"photo pickers {pickers}, navigation links {links}"
     except Exception as error:  # noqa: BLE001 — a visitor who did not finish is counted, with why
         return path, False, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
     finally:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from playwright.sync_api import expect
+
 from browser_tools import free_port
 from deploy import services
 from vision_backend import visits
@@ -125,7 +127,7 @@ def create_project(tab, name: str) -> None:
     box.fill(name)
     box.press("Enter")  # Streamlit takes a text box's value on Enter or when it loses focus
     button = tab.get_by_role("button", name="Create")
-    tab.wait_for_function("b => !b.disabled", arg=button.element_handle())
+    expect(button).to_be_enabled(timeout=180_000)  # a locator: a handle goes stale when Streamlit redraws the button
     button.click()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from browser_tools import chromium, free_port, streamlit_server
 from conftest import require_real
@@ -72,7 +73,7 @@ def create_project(tab, name: str) -> None:
     box.fill(name)
     box.press("Enter")  # Streamlit takes a text box's value on Enter or when it loses focus
     button = tab.get_by_role("button", name="Create")
-    tab.wait_for_function("b => !b.disabled", arg=button.element_handle())
+    expect(button).to_be_enabled(timeout=180_000)  # a locator: a handle goes stale when Streamlit redraws the button
     button.click()
 
 
@@ -101,7 +102,7 @@ def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> N
     open_page(bob_tab, "Transfer learning")
     bob_tab.get_by_text("No project yet").wait_for()
     create_project(bob_tab, "../alice/projects/Secret plans")
-    bob_tab.get_by_text("cannot contain / or").wait_for()  # a crafted path is a name the rule refuses
+    bob_tab.get_by_text("cannot contain a slash (/) or a backslash").wait_for()  # a crafted path is a name the rule refuses
 
     workspaces = sorted(p.name for p in (home / "people").iterdir())
     assert len(workspaces) == 2, "one workspace per signed-in person"
