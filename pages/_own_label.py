@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from pages._shared import UPLOAD_TYPES, keep, literal
+from pages._shared import UPLOAD_TYPES, keep, kept_choice, literal
 from vision_backend import drawing, intake
 from vision_backend.own_detection import canvas
 from vision_backend.own_detection.projects import DetectionProject, Report, StoredPhoto
@@ -64,14 +64,6 @@ def show_report() -> None:
             kind(("**Not added:**\n" if kind is st.warning else "**Notes:**\n")
                  + "\n".join(f"- {literal(line)}" for line in lines[:SHOWN]) + more,
                  icon=":material/warning:" if kind is st.warning else ":material/info:")
-
-
-def kept_choice(key: str, options: list[Any]) -> str:
-    """``keep`` for a choice whose options come and go (projects, photos, detectors): a vanished one falls back."""
-    key = keep(key, options[0])
-    if st.session_state[key] not in options:
-        st.session_state[key] = options[0]
-    return key
 
 
 # ---- classes ------------------------------------------------------------------------------------------

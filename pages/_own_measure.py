@@ -15,8 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._own_label import kept_choice, photo_pixels
-from pages._shared import keep, literal, photo_cache, photo_key, ready_model, settings_widgets, timing
+from pages._own_label import photo_pixels
+from pages._shared import keep, kept_choice, literal, photo_cache, photo_key, ready_model, settings_widgets, timing
 from vision_backend import drawing, models
 from vision_backend.detections import Detections
 from vision_backend.own_detection import rcnn, workflow

@@ -58,6 +58,15 @@ def remember_widgets() -> None:
     save_for_later()
 
 
+def kept_choice(key: str, options: list[Any]) -> str:
+    """``keep`` for a choice whose options come and go (projects, photos, your own detectors): a vanished one falls
+    back to the first."""
+    key = keep(key, options[0])
+    if st.session_state[key] not in options:
+        st.session_state[key] = options[0]
+    return key
+
+
 def setting_key(prefix: str, model: Model, param: Param) -> str:
     return f"{prefix}:{model.name}:{param.name}"
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import streamlit as st
 
-from pages._shared import (ensure_ready, friendly_errors, keep, licence_note, param_widgets, ready_model,
-                           settings_widgets, start_page, workspace)
+from pages._shared import (ensure_ready, friendly_errors, keep, kept_choice, licence_note, param_widgets,
+                           ready_model, settings_widgets, start_page, workspace)
 from vision_backend import live, models
 from vision_backend.errors import SettingError
 from vision_backend.video import options as video_options
@@ -62,14 +62,6 @@ def live_secrets() -> Any:
         return st.secrets.get("live")
     except Exception:  # noqa: BLE001 — no secrets file at all
         return None
-
-
-def kept_choice(key: str, options: list[str]) -> str:
-    """``keep`` for a choice whose options come and go (projects, saved models): a vanished one falls back."""
-    key = keep(key, options[0])
-    if st.session_state[key] not in options:
-        st.session_state[key] = options[0]
-    return key
 
 
 # ---- the tasks' pickers --------------------------------------------------------------------------

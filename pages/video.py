@@ -9,10 +9,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import keep, licence_note, param_widgets, ready_model, settings_widgets, start_page, tabbed
+from pages._shared import (keep, kept_choice, licence_note, param_widgets, ready_model, settings_widgets, start_page,
+                           tabbed, workspace)
 from pages._tracking import (KeepWhatWasDone, choose_clip, clip_key, kept, line_and_zones, preview, probe, running,
                              scratch, stem, wait_for_a_stopped_run)
-from vision_backend import models
+from vision_backend import live, models
 from vision_backend.model import Detector
 from vision_backend.object_detection import DETECTORS
 from vision_backend.video import VideoResult, options, report, track_video
@@ -43,19 +44,24 @@ class Choice:
 
 
 # ---- settings --------------------------------------------------------------------------------------
-def detector_label(name: str) -> str:
-    card = DETECTORS[name].card
-    return DETECTORS[name].title + ("" if card.ready() else " — fetched on first use" if card.downloadable()
-                                    else " — not on this machine")
+def detector_label(choices: dict[str, Detector]) -> Any:
+    def label(name: str) -> str:
+        card = choices[name].card
+        return choices[name].title + ("" if card.ready() else " — fetched on first use" if card.downloadable()
+                                      else " — not on this machine")
+
+    return label
 
 
 def choose_settings() -> Choice | None:
-    """The detector (the objects' default first), its settings, and the tracking settings with this page's
-    defaults (see ``vision_backend/video/options.py``: class-agnostic tracks, the box centre counted)."""
-    name = st.radio("Model", list(DETECTORS), format_func=detector_label, horizontal=True,
-                    key=keep("video_model", models.default("objects").name))
-    licence_note(DETECTORS[name].card)
-    detector = ready_model(name)
+    """The detector (the objects' default first, then your own fast detectors), its settings, and the tracking
+    settings with this page's defaults (see ``vision_backend/video/options.py``: class-agnostic tracks, the box
+    centre counted)."""
+    choices = live.object_detectors(workspace())  # the registry's, then yours (Your own objects)
+    name = st.radio("Model", list(choices), format_func=detector_label(choices), horizontal=True,
+                    key=kept_choice("video_model", [models.default("objects").name, *choices]))
+    licence_note(choices[name].card)
+    detector = ready_model(name) if name in DETECTORS else choices[name]
     if detector is None:
         return None
     with st.expander(f"{detector.title} settings"):

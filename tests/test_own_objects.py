@@ -543,3 +543,21 @@ def test_the_pages_name_no_model_they_take_it_from_the_registry() -> None:
         text = page.read_text()
         named = [name for name in models.all_models() if f'"{name}"' in text or f"'{name}'" in text]
         assert not named, f"{page.name} names {named}"
+
+
+@pytest.mark.slow
+def test_the_video_page_offers_your_fast_detectors_and_a_video_is_tracked_with_one(trained, monkeypatch) -> None:
+    from test_pages import start
+    from vision_backend.clips import CAR_CLIP
+    from vision_backend.video import track_video
+
+    require_real(CAR_CLIP.name)
+    home, project, done, _ = trained
+    monkeypatch.setenv("VISION_LAB_HOME", str(home))
+    app = start("pages/video.py")
+    detector = project.detector(kind="fast")
+    assert detector.title in app.radio(key="video_model").options, "the registry's detectors, then yours"
+    app.radio(key="video_model").set_value(detector.name).run()
+    assert not app.exception and any(e.label == f"{detector.title} settings" for e in app.expander)
+    result = track_video(CAR_CLIP.path(), detector, {"score_threshold": 0.3}, line=(0, 216, 768, 216))
+    assert result.frames == 377 and not result.error, (result.frames, result.error)
