@@ -10,18 +10,17 @@ run waits for the stopped one to finish keeping it (:func:`wait_for_a_stopped_ru
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
+from pages import _stoppable as stoppable
 from pages._shared import ensure_ready, keep, literal, settings_widgets
+from pages._stoppable import Interruptible, Kept, running
 from vision_backend.own_detection import workflow
 from vision_backend.own_detection.maps import Stopped
 from vision_backend.own_detection.projects import DetectionProject
@@ -32,12 +31,12 @@ REDRAW_S = 0.25
 """A bar is redrawn at most this often (a training step can take a millisecond)."""
 
 
-class StageBars:
-    """``progress(stage, done, total)`` as one bar a stage with the time left in it; an interruption is caught."""
+class StageBars(Interruptible):
+    """``progress(stage, done, total)`` as one bar a stage with the time left in it; an interruption is caught and
+    becomes the trainer's ``should_stop`` (see ``pages/_stoppable.py``)."""
 
     def __init__(self, where: Any):
         self.where, self.bars, self.started, self.drawn = where, {}, {}, 0.0
-        self.interrupted: ScriptControlException | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -47,53 +46,22 @@ class StageBars:
         left = (now - start) / done * (total - done) if done else None
         text = (f"{STAGES.get(stage, stage)}: {done:,} of {total:,}"
                 + (f" · {left:.0f} s left" if left is not None and done < total else ""))
-        try:
-            if stage not in self.bars:
-                self.bars[stage] = self.where.progress(0.0, text)
-            self.bars[stage].progress(min(1.0, done / max(total, 1)), text)
-        except ScriptControlException as interruption:  # Stop, or any other click: keep what is trained
-            self.interrupted = interruption
+        self.draw(lambda: self._bar(stage).progress(min(1.0, done / max(total, 1)), text))
         self.drawn = now
 
-    def should_stop(self) -> bool:
-        return self.interrupted is not None
-
-    def resume(self) -> None:
-        if self.interrupted is not None:
-            raise self.interrupted
-
-
-@dataclass
-class Kept:
-    """The session's last training, and whether one is in progress (a stopped run may not call Streamlit again, so
-    it leaves its outcome here, in a plain object the session state already holds)."""
-
-    outcome: Any = None
-    idle: threading.Event = field(default_factory=threading.Event)
+    def _bar(self, stage: str) -> Any:
+        if stage not in self.bars:
+            self.bars[stage] = self.where.progress(0.0, STAGES.get(stage, stage))
+        return self.bars[stage]
 
 
 def kept() -> Kept:
-    if "_own_training" not in st.session_state:
-        st.session_state._own_training = Kept()
-        st.session_state._own_training.idle.set()
-    return st.session_state._own_training
-
-
-@contextlib.contextmanager
-def running(box: Kept) -> Iterator[Kept]:
-    box.idle.clear()
-    try:
-        yield box
-    finally:
-        box.idle.set()
+    return stoppable.kept("_own_training")
 
 
 def wait_for_a_stopped_run(timeout_s: float = 120) -> None:
     """A training that a click stopped finishes its step, measures and saves within seconds: wait for it."""
-    box = kept()
-    if not box.idle.is_set():
-        with st.spinner("Stopping: keeping what was trained…"):
-            box.idle.wait(timeout_s)
+    stoppable.wait_for_a_stopped_run("_own_training", "Stopping: keeping what was trained…", timeout_s)
 
 
 @dataclass(frozen=True)
@@ -135,9 +103,9 @@ def run_training(project: DetectionProject, kind: str, settings: dict, share: fl
     with running(kept()) as box:  # no Streamlit call in the block: a stopped run may make none
         try:
             done = workflow.train_project(project, kind, settings, share, base, bars, bars.should_stop)
-            box.outcome = Outcome(project.name, done.saved.stem, done.saved.meta, done.trained.history, done.stopped)
+            box.result = Outcome(project.name, done.saved.stem, done.saved.meta, done.trained.history, done.stopped)
         except Stopped:
-            box.outcome = Outcome(project.name, "", {}, {}, True, "Stopped before the first epoch ended: nothing "
+            box.result = Outcome(project.name, "", {}, {}, True, "Stopped before the first epoch ended: nothing "
                                                                   "was trained, so nothing was kept.")
     bars.resume()
     st.rerun()
@@ -145,7 +113,7 @@ def run_training(project: DetectionProject, kind: str, settings: dict, share: fl
 
 def last_training(project: DetectionProject) -> None:
     """The session's last training of this project: how it went, its AP on the held-out photos, its curves."""
-    outcome = kept().outcome
+    outcome = kept().result
     if outcome is None or outcome.project != project.name:
         return
     if outcome.error:

@@ -6,19 +6,17 @@ Not a page itself (the underscore): imported by ``pages/video.py``.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
+from pages import _stoppable as stoppable
 from pages._shared import ensure_ready, keep
+from pages._stoppable import Interruptible, Kept
 from vision_backend import drawing
 from vision_backend.clips import CLIPS
 from vision_backend.errors import SettingError
@@ -193,67 +191,23 @@ def preview(frame: np.ndarray, line: regions.Line | None, zones: list[regions.Zo
 
 
 # ---- a run that can be stopped -----------------------------------------------------------------------
-class KeepWhatWasDone:
-    """A run's progress bar whose interruption stops the run instead of losing it.
-
-    Streamlit interrupts a running script (the Stop button, any other click, leaving the page, the session
-    closing) by raising at its next call, and starts the new run at once, on another thread. Here that call is the
-    bar's update: the interruption is caught and the run is told to stop (the frames done are kept: the video is
-    finished, the rows returned); :meth:`resume` raises it again once the page has kept the results. The new run
-    waits for that (:func:`wait_for_a_stopped_run`), so it shows them."""
+class KeepWhatWasDone(Interruptible):
+    """A video run's progress bar whose interruption stops the run instead of losing it (the frames done are kept:
+    the video is finished, the rows returned); see ``pages/_stoppable.py``."""
 
     def __init__(self, bar: Any):
-        self.bar, self.interrupted = bar, None
+        self.bar = bar
 
     def __call__(self, progress: Progress) -> bool:
-        if self.interrupted is not None:
-            return False
         total = max(progress.frames_total, progress.frames_done)
         left = f" · {progress.seconds_left:.0f} s left" if progress.seconds_left is not None else ""
         text = f"Frame {progress.frames_done:,} of {total:,} · {progress.fps:.1f} frames/s{left}"
-        try:
-            self.bar.progress(min(1.0, progress.frames_done / total) if total else 0.0, text)
-        except ScriptControlException as interruption:
-            self.interrupted = interruption
-            return False
-        return True
-
-    def resume(self) -> None:
-        if self.interrupted is not None:
-            raise self.interrupted
-
-
-@dataclass
-class Kept:
-    """The session's last run, and whether one is in progress. A run that a click stopped may call nothing of
-    Streamlit's any more (each call, ``st.session_state`` too, raises again), so it keeps its results here, in a
-    plain object the session state already holds."""
-
-    run: Any = None
-    idle: threading.Event = field(default_factory=threading.Event)
+        return self.draw(lambda: self.bar.progress(min(1.0, progress.frames_done / total) if total else 0.0, text))
 
 
 def kept() -> Kept:
-    if "_video_kept" not in st.session_state:
-        st.session_state._video_kept = Kept()
-        st.session_state._video_kept.idle.set()
-    return st.session_state._video_kept
-
-
-@contextlib.contextmanager
-def running(box: Kept) -> Iterator[Kept]:
-    """Marks a run in progress until its results are kept (see :func:`wait_for_a_stopped_run`)."""
-    box.idle.clear()
-    try:
-        yield box
-    finally:
-        box.idle.set()
+    return stoppable.kept("_video_kept")
 
 
 def wait_for_a_stopped_run(timeout_s: float = 60) -> None:
-    """A run that a click interrupted finishes its video and keeps its results within a frame or two: wait for it,
-    so this run shows them."""
-    box = kept()
-    if not box.idle.is_set():
-        with st.spinner("Stopping: keeping what was done…"):
-            box.idle.wait(timeout_s)
+    stoppable.wait_for_a_stopped_run("_video_kept", "Stopping: keeping what was done…", timeout_s)

@@ -11,7 +11,8 @@ import streamlit as st
 
 from pages._shared import (keep, kept_choice, licence_note, param_widgets, ready_model, settings_widgets, start_page,
                            tabbed, workspace)
-from pages._tracking import (KeepWhatWasDone, choose_clip, clip_key, kept, line_and_zones, preview, probe, running,
+from pages._stoppable import running
+from pages._tracking import (KeepWhatWasDone, choose_clip, clip_key, kept, line_and_zones, preview, probe,
                              scratch, stem, wait_for_a_stopped_run)
 from vision_backend import live, models
 from vision_backend.model import Detector
@@ -85,7 +86,7 @@ def run(name: str, path: Path, choice: Choice, line: Any, zones: list) -> None:
     with running(kept()) as box:  # no Streamlit call in the block: a stopped run may make none
         result = track_video(path, choice.detector, choice.settings, options.tracker(choice.tracking), line, zones,
                              out, choice.blur, bar, anchor=choice.tracking["anchor"], name=name)
-        box.run = Run(key, name, result, list(zones), choice.tracking["anchor"])
+        box.result = Run(key, name, result, list(zones), choice.tracking["anchor"])
     bar.resume()
     st.rerun()  # the results below, drawn once, without the bar and the Stop button
 
@@ -154,10 +155,10 @@ def downloads(run: Run) -> None:
 def results(key: tuple[str, int, int]) -> None:
     """The last run on this clip: notes, counts, charts, the video and the downloads."""
     box = kept()
-    if box.run is None or box.run.clip != key:
-        box.run = None  # another clip: its results (and memory) go
+    if box.result is None or box.result.clip != key:
+        box.result = None  # another clip: its results (and memory) go
         return
-    last = box.run
+    last = box.result
     st.subheader("Result")
     outcome_notes(last)
     left, right = st.columns([3, 2])

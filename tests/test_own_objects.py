@@ -385,7 +385,7 @@ def test_the_page_trains_on_raccoon_photos_then_evaluates_and_detects(raccoons) 
     app.run()
     app.button(key="own_train").click().run()
     no_trouble(app)
-    outcome = app.session_state._own_training.outcome
+    outcome = app.session_state._own_training.result
     assert outcome.meta["tested_photos"] == 10 and outcome.meta["ap50"] >= 0.3, outcome.meta  # chance: near 0
     assert any("held-out photos" in s.value for s in app.success) and len(app.get("plotly_chart")) == 1
     open_tab(app, "Evaluate")

@@ -173,7 +173,7 @@ def test_video_page_counts_the_four_cars_of_an_uploaded_clip() -> None:
     assert len(app.get("video")) == 1 and len(app.get("plotly_chart")) == 1
     assert [b.label for b in app.get("download_button")] == ["Annotated video (MP4)", "Tracks (CSV)",
                                                               "Tracks (Parquet)", "Counts (CSV)"]
-    kept = app.session_state._video_kept.run
+    kept = app.session_state._video_kept.result
     assert len(list(read_frames(kept.result.video))) == 377, "the annotated video holds every frame"
     directions, switches = crossings_by_car(kept.result.rows, kept.result.crossings)
     assert directions == [["out"], ["in"], ["out"], ["in"]] and switches <= 1
@@ -213,7 +213,7 @@ def test_video_page_keeps_the_frames_before_the_damage_of_a_file_cut_short(tmp_p
     app.button(key="video_run_button").click().run()
     warnings = [w.value for w in app.warning]
     assert any("cut short" in w and "What was done is kept below" in w for w in warnings), warnings
-    frames = int(app.session_state._video_kept.run.result.frames)
+    frames = int(app.session_state._video_kept.result.result.frames)
     assert 0 < frames < 60 and {m.label: m.value for m in app.metric}["Frames"] == str(frames)
     assert len(app.get("video")) == 1
 
