@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from playwright.sync_api import expect
 
 from browser_tools import chromium, free_port, streamlit_server
+from cluster_tools import create_project, open_page, sign_in
 from conftest import require_real
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -54,32 +54,6 @@ def app_with_sign_in(provider: str, tmp_path_factory: pytest.TempPathFactory) ->
     with streamlit_server(home, tmp_path_factory.mktemp("logs"), port=port,
                           args=["--secrets.files", str(secrets_file)]) as server:
         yield server.url, home
-
-
-def sign_in(browser, url: str, who: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(180_000)
-    tab.goto(url)
-    tab.get_by_role("button", name="Sign in").click()
-    tab.locator("input[name=sub]").fill(who)
-    tab.get_by_role("button", name="Authorize").click()
-    tab.get_by_test_id("stSidebar").get_by_text(f"Signed in as {who}").wait_for()
-    return context, tab
-
-
-def create_project(tab, name: str) -> None:
-    box = tab.get_by_label("New project")
-    box.fill(name)
-    box.press("Enter")  # Streamlit takes a text box's value on Enter or when it loses focus
-    button = tab.get_by_role("button", name="Create")
-    expect(button).to_be_enabled(timeout=180_000)  # a locator: a handle goes stale when Streamlit redraws the button
-    button.click()
-
-
-def open_page(tab, title: str, heading: str | None = None) -> None:
-    tab.get_by_test_id("stSidebar").get_by_role("link", name=title).click()
-    tab.get_by_role("heading", name=heading or title).wait_for()
 
 
 def test_two_people_each_see_only_their_own_work(browser, app_with_sign_in) -> None:
