@@ -85,7 +85,7 @@ class Resume:
 
     def save(self, settings: str, photo: tuple[str, bytes] | None) -> None:
         """The settings (:func:`encode_settings`) and the photo (name, bytes; None for a sample, which the
-        settings name) in one transaction; the photo's blob is stored inside it, an old one swept."""
+        settings name) in one transaction; the photo's blob is stored inside it, an old one swept once it has committed."""
         if len(settings) > MAX_SETTINGS:
             log.warning("settings of %d bytes not kept (over %d)", len(settings), MAX_SETTINGS)
             return
@@ -98,8 +98,10 @@ class Resume:
                        "ON CONFLICT (slot) DO UPDATE SET photo_name = excluded.photo_name, photo = excluded.photo, "
                        "settings = excluded.settings, saved = excluded.saved",
                        (SLOT, photo[0] if photo else None, key, settings, time.time()))
-            if before is not None and before[0] != key:
-                self.blobs.sweep([key] if key else [])
+        if before is not None and before[0] != key:  # the old photo goes once the new row has committed
+            with self.catalogue.transaction() as db:
+                kept = db.execute("SELECT photo FROM resume WHERE slot = ?", (SLOT,)).fetchone()
+                self.blobs.sweep([kept[0]] if kept and kept[0] else [])
 
     def load(self) -> Saved | None:
         rows = self.catalogue.rows("SELECT photo_name, photo, settings, saved FROM resume WHERE slot = ?", (SLOT,))

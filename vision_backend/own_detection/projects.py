@@ -299,6 +299,7 @@ class DetectionProject:
         with self.db.transaction() as db:
             db.execute("DELETE FROM boxes WHERE photo = ?", (photo_id,))
             db.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
+        with self.db.transaction() as db:  # after the commit: a file goes only once no committed row names it
             self.blobs.sweep(d for (d,) in db.execute("SELECT digest FROM photos").fetchall())
 
     def problems(self) -> list[str]:

@@ -59,7 +59,7 @@ class SavedModels:
             db.execute("INSERT INTO saved_models (stem, blob, meta, saved) VALUES (?, ?, ?, ?) ON CONFLICT (stem) "
                        "DO UPDATE SET blob = excluded.blob, meta = excluded.meta, saved = excluded.saved",
                        (stem, key, text, now))
-            self.blobs.sweep(self.referenced(db))  # the file this stem held before, if no other stem has it
+        self.sweep_after()  # the file this stem held before, if no other stem has it
         return SavedModel(stem, key, json.loads(text), now, self.blobs)
 
     def save_written(self, stem: str, write: Callable[[Path], None], meta: dict[str, Any], suffix: str) -> SavedModel:
@@ -87,7 +87,7 @@ class SavedModels:
     def delete(self, stem: str) -> None:
         with self.catalogue.transaction() as db:
             db.execute("DELETE FROM saved_models WHERE stem = ?", (stem,))
-            self.blobs.sweep(self.referenced(db))
+        self.sweep_after()
 
     def keep_newest(self, count: int) -> list[str]:
         """Delete all but the ``count`` newest (a model saved per session must not pile up); the stems gone."""
@@ -98,6 +98,12 @@ class SavedModels:
 
     def sweep(self, db: Transaction) -> int:
         return self.blobs.sweep(self.referenced(db))
+
+    def sweep_after(self) -> int:
+        """Files no committed row names, removed in a transaction of their own once a change has committed: removed
+        inside the change, a kill before its commit left the old row naming a file already gone (1 trial in 10)."""
+        with self.catalogue.transaction() as db:
+            return self.sweep(db)
 
     @staticmethod
     def referenced(db: Transaction) -> list[str]:

@@ -104,7 +104,7 @@ class Project:
     def delete_class(self, name: str) -> None:
         with self.db.transaction() as db:
             db.execute("DELETE FROM classes WHERE name = ?", (name,))
-            self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples").fetchall())
+        self.sweep_images()
 
     # ---- examples -------------------------------------------------------------------------
     def add_example(self, label: str, data: bytes, source: str = "", max_pixels: int = MAX_PIXELS,
@@ -164,6 +164,12 @@ class Project:
     def delete_example(self, example: int) -> None:
         with self.db.transaction() as db:
             db.execute("DELETE FROM examples WHERE id = ?", (example,))
+        self.sweep_images()
+
+    def sweep_images(self) -> None:
+        """Photos no committed example names, removed after the change's commit (a kill before it must not leave
+        rows naming removed files)."""
+        with self.db.transaction() as db:
             self.images.sweep(d for (d,) in db.execute("SELECT digest FROM examples").fetchall())
 
     def problems(self) -> list[str]:
