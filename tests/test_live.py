@@ -472,8 +472,8 @@ def test_live_page_finds_a_dog_and_a_bicycle_with_nanodet(playwright, live_serve
         go_live(tab, "Objects")
         press_start(tab)
         report = wait_for_report(tab, lambda r: "dog" in r["found"] and "bicycle" in r["found"] and r["fps"] > 0)
-        # one dog; on a VP8-compressed frame NanoDet sometimes boxes the bicycle twice (seen once in CI)
-        assert "1 × dog" in report["found"] and re.search(r"\b[12] × bicycle", report["found"]), report
+        # one dog and one bicycle; on a VP8-compressed frame NanoDet sometimes boxes either twice (each seen in CI)
+        assert re.search(r"\b[12] × dog", report["found"]) and re.search(r"\b[12] × bicycle", report["found"]), report
         tab.screenshot(path=str(tmp_path / "live_objects.png"))
         assert server.poll() is None
     finally:
