@@ -55,18 +55,24 @@ def oidc_provider() -> Iterator[str]:
         server.server_close()
 
 
-@contextlib.contextmanager
-def signed_in_deployment(provider: str, folder: Path) -> Iterator[services.Cluster]:
-    """The deployment with sign-in against ``provider``: HAProxy's port chosen first (the provider sends people
-    back to it), the secrets file written in ``folder``."""
-    port = free_port()
-    secrets_file = folder / "secrets.toml"
-    secrets_file.write_text(
+def auth_secrets(folder: Path, port: int, provider: str) -> Path:
+    """``folder/secrets.toml`` for Streamlit's sign-in against ``provider``, coming back to port ``port``."""
+    path = folder / "secrets.toml"
+    path.write_text(
         "[auth]\n"
         f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
         f'cookie_secret = "{secrets.token_hex(16)}"\n'
         'client_id = "vision-lab"\nclient_secret = "not-a-secret"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
+    return path
+
+
+@contextlib.contextmanager
+def signed_in_deployment(provider: str, folder: Path) -> Iterator[services.Cluster]:
+    """The deployment with sign-in against ``provider``: HAProxy's port chosen first (the provider sends people
+    back to it), the secrets file written in ``folder``."""
+    port = free_port()
+    secrets_file = auth_secrets(folder, port, provider)
     command = [*services.streamlit_command(), "--secrets.files", str(secrets_file)]
     with deployment(command=command, port=port) as lab:
         yield lab

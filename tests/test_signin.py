@@ -5,7 +5,6 @@ and a demo room without sign-in, where each visit has a temporary workspace of i
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from browser_tools import chromium, free_port, streamlit_server
-from cluster_tools import create_project, open_page, sign_in
+from cluster_tools import auth_secrets, create_project, open_page, sign_in
 from conftest import require_real
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,14 +41,7 @@ def browser():
 @pytest.fixture(scope="module")
 def app_with_sign_in(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     port = free_port()
-    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_hex(16)}"\n'
-        'client_id = "vision-lab"\nclient_secret = "not-a-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
-    )
+    secrets_file = auth_secrets(tmp_path_factory.mktemp("secrets"), port, provider)
     home = tmp_path_factory.mktemp("signin_home")
     with streamlit_server(home, tmp_path_factory.mktemp("logs"), port=port,
                           args=["--secrets.files", str(secrets_file)]) as server:

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from browser_tools import chromium, free_port, streamlit_server
-from cluster_tools import a_photo, enrolled, new_tab, no_error_box, privacy, sign_out, upload
+from cluster_tools import a_photo, auth_secrets, enrolled, new_tab, no_error_box, privacy, sign_out, upload
 from conftest import ROOT, require_real
 from network_cut import cut_proxy
 from test_signin import create_project, open_page, provider, sign_in  # noqa: F401 - provider is a fixture
@@ -282,14 +282,7 @@ def test_a_reload_and_a_cut_longer_than_the_reconnect_time_bring_the_photo_and_s
 @pytest.fixture(scope="module")
 def signed_in_app(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
     port = free_port()
-    secrets_file = tmp_path_factory.mktemp("secrets") / "secrets.toml"
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_hex(16)}"\n'
-        'client_id = "vision-lab"\nclient_secret = "not-a-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
-    )
+    secrets_file = auth_secrets(tmp_path_factory.mktemp("secrets"), port, provider)
     with streamlit_server(tmp_path_factory.mktemp("signout_home"), tmp_path_factory.mktemp("logs"), port=port,
                           args=["--secrets.files", str(secrets_file)]) as server:
         yield server.url
